@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Creates .venv with every pinned dependency when it is missing or requirements changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if ! command -v "$PY" >/dev/null 2>&1; then
+  echo "error: $PY not found. Install Python 3.11 or newer (or set PYTHON=/path/to/python3)." >&2
+  exit 2
+fi
+if ! "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
+  echo "error: Python 3.11 or newer is needed; $PY is $("$PY" --version 2>&1)." >&2
+  exit 2
+fi
+stamp=.venv/.requirements.sha256
+want=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
+if [ ! -x .venv/bin/python ]; then
+  echo "Creating the virtual environment in .venv ..."
+  "$PY" -m venv .venv || { echo "error: '$PY -m venv' failed; on Debian install python3-venv." >&2; exit 2; }
+fi
+echo "Installing dependencies (requirements.txt) ..."
+if ! .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt; then
+  echo "error: installing requirements.txt failed (see pip's message above)." >&2
+  exit 2
+fi
+echo "$want" > "$stamp"

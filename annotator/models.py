@@ -77,6 +77,8 @@ class Vote(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["image", "annotator"], name="one_vote_per_image_and_annotator"),
         ]
+        # Undo looks up an annotator's most recent vote.
+        indexes = [models.Index(fields=["annotator", "updated_at"], name="vote_annotator_updated")]
 
     def __str__(self):
         return f"{self.annotator} -> {self.image}: {self.label}"
@@ -90,6 +92,8 @@ class VoteEvent(models.Model):
         CHANGE = "change"
         UNDO = "undo"
         IMPORT = "import"
+        # A vote removed by staff (admin), as opposed to the annotator's own undo.
+        DELETE = "delete"
 
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="vote_events")
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="vote_events")

@@ -1,7 +1,240 @@
+"""Thin views over annotator.voting, .importing, .exporting and .dashboard.
+
+Annotators see images and their own progress only, never anyone's votes or a majority;
+everything else here is staff only.
+"""
+import tempfile
+from functools import wraps
+from io import StringIO
+from pathlib import PurePosixPath
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from . import dashboard, exporting, importing, voting
+from .errors import InputError
+from .forms import ExportForm, ImportImagesForm, ImportVotesForm
+from .models import Image, TestSet
+
+
+def staff_required(view):
+    """Anonymous users go to the login page; logged-in non-staff get 403, not a login loop."""
+
+    @wraps(view)
+    @login_required
+    def wrapped(request, *args, **kwargs):
+        if not request.user.is_staff:
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _wants_json(request) -> bool:
+    return request.get_preferred_type(["text/html", "application/json"]) == "application/json"
+
+
+def _int_or_none(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 @login_required
 def home(request):
-    return render(request, "annotator/home.html")
+    if request.user.is_staff:
+        return redirect("annotator:dashboard")
+    testsets = list(TestSet.objects.all())
+    if len(testsets) == 1:
+        return redirect("annotator:label", testset=testsets[0].name)
+    rows = [(t, voting.progress(request.user, t)) for t in testsets]
+    return render(request, "annotator/home.html", {"rows": rows})
+
+
+# --- labelling ------------------------------------------------------------------------
+
+
+def _image_json(image):
+    if image is None:
+        return None
+    return {"id": image.pk, "src": reverse("annotator:image", args=[image.pk])}
+
+
+def _state_json(state, testset, **extra):
+    current = _image_json(state.current)
+    if current:
+        current["shown"] = voting.shown_token(state.current)
+    return JsonResponse({
+        **extra,
+        "current": current,
+        "preload": _image_json(state.preload),
+        "progress": {"done": state.progress.done, "total": state.progress.total},
+    })
+
+
+@login_required
+@require_GET
+def label(request, testset):
+    testset = get_object_or_404(TestSet, name=testset)
+    state = voting.labelling_state(
+        request.user, testset,
+        image_id=_int_or_none(request.GET.get("image")), after=_int_or_none(request.GET.get("after")),
+    )
+    if _wants_json(request):
+        return _state_json(state, testset)
+    return render(request, "annotator/label.html", {
+        "testset": testset,
+        "state": state,
+        "shown": voting.shown_token(state.current) if state.current else "",
+        "keys": voting.LABEL_KEYS.items(),
+    })
+
+
+@login_required
+@require_POST
+def vote(request, testset):
+    testset = get_object_or_404(TestSet, name=testset)
+    image = Image.objects.filter(testset=testset, pk=_int_or_none(request.POST.get("image"))).first()
+    try:
+        if image is None:
+            raise InputError(f"No such image in test set {testset.name!r}.")
+        time_spent = voting.check_time_spent(request.POST.get("time_spent_ms"))
+        if time_spent is None:
+            time_spent = voting.time_since_shown(request.POST.get("shown"), image)
+        result = voting.do_cast_vote(request.user, image, request.POST.get("label"), time_spent_ms=time_spent)
+    except InputError as exc:
+        if _wants_json(request):
+            return JsonResponse({"error": str(exc)}, status=400)
+        messages.error(request, str(exc))
+        return redirect("annotator:label", testset=testset.name)
+    if _wants_json(request):
+        state = voting.labelling_state(request.user, testset, after=image.pk)
+        return _state_json(state, testset, vote={"image": image.pk, "label": result.vote.label,
+                                                 "action": result.action})
+    messages.success(request, f"Saved: {result.vote.label}.")
+    return redirect(reverse("annotator:label", args=[testset.name]) + f"?after={image.pk}")
+
+
+@login_required
+@require_POST
+def undo(request, testset):
+    testset = get_object_or_404(TestSet, name=testset)
+    undone = voting.do_undo_last_vote(request.user, testset)
+    if _wants_json(request):
+        state = voting.labelling_state(request.user, testset, image_id=undone.image_id if undone else None)
+        return _state_json(state, testset, undone=(
+            {"image": undone.image_id, "label": undone.label} if undone else None
+        ))
+    if undone is None:
+        messages.info(request, "Nothing to undo.")
+        return redirect("annotator:label", testset=testset.name)
+    messages.info(request, f"Undone: your vote {undone.label}.")
+    return redirect(reverse("annotator:label", args=[testset.name]) + f"?image={undone.image_id}")
+
+
+@login_required
+@require_GET
+def image_file(request, pk):
+    image = get_object_or_404(Image, pk=pk)
+    suffix = PurePosixPath(image.file.name).suffix.lower()
+    content_type = importing.CONTENT_TYPES.get(suffix, "application/octet-stream")
+    response = FileResponse(image.file.open("rb"), content_type=content_type)
+    # Private: the browser may keep it (preloading relies on that), shared caches may not.
+    response["Cache-Control"] = "private, max-age=86400"
+    return response
+
+
+# --- staff ----------------------------------------------------------------------------
+
+
+@staff_required
+def staff_dashboard(request):
+    return render(request, "annotator/dashboard.html", {
+        "stats": dashboard.testset_stats(),
+        "export_form": ExportForm(),
+    })
+
+
+@staff_required
+def staff_import(request):
+    images_form, votes_form, report = ImportImagesForm(), ImportVotesForm(), None
+    if request.method == "POST" and "zip_file" in request.FILES:
+        images_form = ImportImagesForm(request.POST, request.FILES)
+        if images_form.is_valid():
+            data = images_form.cleaned_data
+            try:
+                report = importing.import_testset(
+                    data["zip_file"], name=data["name"] or None,
+                    detect_faces=data["detect_faces"], min_face=data["min_face"] or 0,
+                )
+            except InputError as exc:
+                _add_errors(images_form, "zip_file", exc)
+            else:
+                messages.success(request, report.summary())
+    elif request.method == "POST" and "csv_file" in request.FILES:
+        votes_form = ImportVotesForm(request.POST, request.FILES)
+        if votes_form.is_valid():
+            data = votes_form.cleaned_data
+            try:
+                result = importing.import_votes(
+                    data["csv_file"], testset=data["testset"], overwrite=data["overwrite"]
+                )
+            except InputError as exc:
+                _add_errors(votes_form, "csv_file", exc)
+            else:
+                messages.success(request, result.summary())
+                return redirect("annotator:dashboard")
+    elif request.method == "POST":
+        messages.error(request, "Choose a file to upload.")
+    return render(request, "annotator/import.html", {
+        "images_form": images_form, "votes_form": votes_form, "report": report,
+    })
+
+
+@staff_required
+@require_GET
+def staff_export(request, testset, kind):
+    if kind not in ("csv", "zip", "votes"):
+        raise Http404("Export kinds are csv, zip and votes.")
+    testset = get_object_or_404(TestSet, name=testset)
+    form = ExportForm(request.GET)
+    if not form.is_valid():
+        return HttpResponse("Bad export options: " + form.errors.as_text(), status=400,
+                            content_type="text/plain")
+    balanced, seed = form.cleaned_data["balanced"], form.cleaned_data["seed"] or 0
+    stem = f"{testset.name}-balanced-seed{seed}" if balanced else testset.name
+    if kind == "votes":
+        out = StringIO()
+        exporting.write_votes_csv(testset, out)
+        return _download(out.getvalue().encode(), f"{testset.name}-votes.csv", "text/csv")
+    try:
+        export = exporting.build_export(testset, balanced=balanced, seed=seed)
+    except InputError as exc:
+        messages.error(request, str(exc))
+        return redirect("annotator:dashboard")
+    if kind == "csv":
+        out = StringIO()
+        exporting.write_testset_csv(export.rows, out)
+        return _download(out.getvalue().encode(), f"{stem}.csv", "text/csv")
+    spool = tempfile.TemporaryFile()
+    exporting.write_testset_zip(export, spool)
+    spool.seek(0)
+    return FileResponse(spool, as_attachment=True, filename=f"{stem}.zip", content_type="application/zip")
+
+
+def _add_errors(form, field, exc):
+    # One error per line, so a list of bad rows stays readable in the form.
+    for line in str(exc).splitlines():
+        form.add_error(field, line.strip())
+
+
+def _download(data: bytes, filename: str, content_type: str) -> HttpResponse:
+    response = HttpResponse(data, content_type=f"{content_type}; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{PurePosixPath(filename).name}"'
+    return response

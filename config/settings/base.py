@@ -65,8 +65,10 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Concurrent annotators: wait for the write lock instead of failing at once.
+    # Concurrent annotators: wait for the write lock instead of failing at once, and take
+    # it when a transaction starts so a read-then-write (a vote) never hits "database is locked".
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -1,0 +1,206 @@
+"""Getting a labelled test set out: per-image majority csv, image zip, raw votes.
+
+The zip is a class-per-folder data set (``negative/``, ``neutral/``, ``positive/``, tied
+images in ``tie/``) with ``labels.csv`` and ``labels.json`` at its root; images nobody
+voted on stay out of the folders. The raw votes csv is exactly what ``import_votes``
+reads, so a study can be backed up and restored.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import shutil
+import zipfile
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO, TextIO
+
+from django.utils import timezone
+
+from .errors import InputError
+from .majority import ImageMajority, image_majority
+from .models import LABELS, Image, TestSet, Vote
+
+CSV_COLUMNS = ["image", "majority", *LABELS, "n_votes", "agreement", "tie"]
+ZIP_CSV_COLUMNS = [*CSV_COLUMNS, "file"]
+ZIP_CSV_NAME = "labels.csv"
+ZIP_METADATA_NAME = "labels.json"
+TIE_FOLDER = "tie"
+VOTE_COLUMNS = ["image", "annotator", "label"]
+# Already compressed formats are stored as they are; deflating them again gains nothing.
+_STORED_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp"}
+
+
+@dataclass(frozen=True)
+class ExportRow:
+    image: Image
+    majority: ImageMajority
+
+    @property
+    def folder(self) -> str | None:
+        """Where the zip puts the image: its majority label, ``tie``, or nowhere (no votes)."""
+        if self.majority.label:
+            return self.majority.label
+        return TIE_FOLDER if self.majority.tie else None
+
+    @property
+    def file(self) -> str:
+        """Path inside the zip: the key under its folder, with the stored format's suffix."""
+        if self.folder is None:
+            return ""
+        key = self.image.key
+        suffix = PurePosixPath(self.image.file.name).suffix
+        if PurePosixPath(key).suffix.lower() != suffix:
+            key += suffix  # a cropped face is stored as PNG whatever the source was
+        return f"{self.folder}/{key}"
+
+
+@dataclass(frozen=True)
+class Export:
+    rows: list[ExportRow]
+    metadata: dict
+
+
+def testset_rows(testset: TestSet) -> list[ExportRow]:
+    """One row per image of ``testset``, by key, with its majority over all votes."""
+    labels = defaultdict(list)
+    for image_id, label in Vote.objects.filter(image__testset=testset).values_list("image_id", "label"):
+        labels[image_id].append(label)
+    return [
+        ExportRow(image, image_majority(labels.get(image.pk, []), LABELS))
+        for image in testset.images.order_by("key")
+    ]
+
+
+def _counts(rows: list[ExportRow]) -> dict[str, int]:
+    tally = Counter(row.folder or "unvoted" for row in rows)
+    return {name: tally.get(name, 0) for name in [*LABELS, TIE_FOLDER, "unvoted"]}
+
+
+def balance_rows(rows: list[ExportRow], seed: int) -> tuple[list[ExportRow], dict]:
+    """Keep the same number of images per label by seeded random omission.
+
+    Tied and unvoted images are left out; every label keeps as many images as the
+    smallest one has (thesis 7.2: 192 images became 105 = 3 x 35).
+    """
+    by_label = {label: [r for r in rows if r.majority.label == label] for label in LABELS}
+    per_label = min(len(group) for group in by_label.values())
+    if per_label == 0:
+        empty = [label for label, group in by_label.items() if not group]
+        raise InputError(
+            f"Cannot balance the test set: no image has the majority label {', '.join(empty)}."
+        )
+    rng = random.Random(seed)
+    kept_ids = set()
+    for label in LABELS:  # fixed label order so the seed alone decides
+        kept_ids.update(r.image.pk for r in rng.sample(by_label[label], per_label))
+    kept = [r for r in rows if r.image.pk in kept_ids]
+    info = {
+        "seed": seed,
+        "per_label": per_label,
+        "counts_before": _counts(rows),
+        "counts_after": _counts(kept),
+    }
+    return kept, info
+
+
+def build_export(testset: TestSet, *, balanced: bool = False, seed: int = 0) -> Export:
+    rows = testset_rows(testset)
+    balance = None
+    if balanced:
+        rows, balance = balance_rows(rows, seed)
+    metadata = {
+        "testset": testset.name,
+        "exported_at": timezone.now().isoformat(timespec="seconds"),
+        "labels": list(LABELS),
+        "n_images": testset.images.count(),
+        "n_exported": len(rows),
+        "counts": _counts(rows),
+        "balanced": balance is not None,
+        "balance": balance,
+        "columns": {
+            "image": "image key (relative path at import)",
+            "majority": "label with the most votes; empty on a tie or without votes",
+            **{label: f"votes for {label}" for label in LABELS},
+            "n_votes": "number of votes",
+            "agreement": "share of the votes equal to the majority; empty without a majority",
+            "tie": "1 when two or more labels share the highest count",
+            "file": "path of the image inside the zip (zip export only)",
+        },
+    }
+    return Export(rows, metadata)
+
+
+def write_testset_csv(rows: list[ExportRow], out: TextIO, *, with_file: bool = False) -> None:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(ZIP_CSV_COLUMNS if with_file else CSV_COLUMNS)
+    for row in rows:
+        m = row.majority
+        agreement = "" if m.agreement is None else f"{m.agreement:.4f}"
+        line = [row.image.key, m.label or "", *(m.counts[label] for label in LABELS),
+                m.n_votes, agreement, int(m.tie)]
+        writer.writerow([*line, row.file] if with_file else line)
+
+
+def write_testset_zip(export: Export, out: BinaryIO) -> None:
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        text = io.StringIO()
+        write_testset_csv(export.rows, text, with_file=True)
+        archive.writestr(ZIP_CSV_NAME, text.getvalue())
+        archive.writestr(ZIP_METADATA_NAME, json.dumps(export.metadata, indent=2) + "\n")
+        for row in export.rows:
+            if not row.file:
+                continue
+            suffix = PurePosixPath(row.file).suffix.lower()
+            kind = zipfile.ZIP_STORED if suffix in _STORED_SUFFIXES else zipfile.ZIP_DEFLATED
+            info = zipfile.ZipInfo(row.file, date_time=row.image.created_at.timetuple()[:6])
+            info.compress_type = kind
+            with row.image.file.open("rb") as src, archive.open(info, "w") as dst:
+                shutil.copyfileobj(src, dst)
+
+
+def export_testset(testset: TestSet, out: str | Path, *, balanced: bool = False, seed: int = 0) -> Export:
+    """Write ``out`` (.csv with a .json beside it, or .zip); return what was written."""
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in (".csv", ".zip"):
+        raise InputError(f"{out} must end in .csv or .zip.")
+    if not out.parent.is_dir():
+        raise InputError(f"The folder {out.parent} does not exist.")
+    export = build_export(testset, balanced=balanced, seed=seed)
+    if suffix == ".csv":
+        with out.open("w", encoding="utf-8", newline="") as fileobj:
+            write_testset_csv(export.rows, fileobj)
+        metadata_path = out.with_suffix(".json")
+        metadata_path.write_text(json.dumps(export.metadata, indent=2) + "\n", encoding="utf-8")
+    else:
+        with out.open("wb") as fileobj:
+            write_testset_zip(export, fileobj)
+    return export
+
+
+def write_votes_csv(testset: TestSet, out: TextIO) -> int:
+    """Every vote of ``testset`` as ``image,annotator,label`` (the import_votes format)."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(VOTE_COLUMNS)
+    votes = (
+        Vote.objects.filter(image__testset=testset)
+        .order_by("image__key", "annotator__username")
+        .values_list("image__key", "annotator__username", "label")
+    )
+    n = 0
+    for row in votes.iterator():
+        writer.writerow(row)
+        n += 1
+    return n
+
+
+def export_votes(testset: TestSet, out: str | Path) -> int:
+    out = Path(out)
+    if not out.parent.is_dir():
+        raise InputError(f"The folder {out.parent} does not exist.")
+    with out.open("w", encoding="utf-8", newline="") as fileobj:
+        return write_votes_csv(testset, fileobj)

@@ -1,0 +1,645 @@
+"""Getting images (a folder or a zip) and votes (a csv) into a test set.
+
+``import_testset`` and ``import_votes`` are what the management commands and the staff
+upload page both call. A file that cannot be used is reported by name and skipped; a
+mistake about the whole input (no such path, an empty or unsafe zip, a bad vote row)
+raises ``InputError`` and stores nothing.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import re
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO, Callable
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.core.validators import validate_slug
+from django.db import IntegrityError, transaction
+from django.utils.text import slugify
+from PIL import Image as PILImage
+from PIL import ImageOps, UnidentifiedImageError
+
+from .errors import InputError
+from .models import LABELS, Image, TestSet, Vote, VoteEvent
+from .testsets import resolve_testset
+
+MiB = 1024 * 1024
+
+# Formats every browser shows as they are; anything else is refused rather than converted.
+ACCEPTED_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "GIF": ".gif", "WEBP": ".webp", "BMP": ".bmp"}
+CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".gif": "image/gif",
+                 ".webp": "image/webp", ".bmp": "image/bmp"}
+# Files that operating systems leave in folders and zips; never images of the study.
+SYSTEM_FILES = {"thumbs.db", "desktop.ini"}
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+@dataclass(frozen=True)
+class ImportLimits:
+    """Bounds that keep a hostile or broken upload from exhausting memory or disk."""
+
+    max_image_bytes: int = 50 * MiB
+    max_pixels: int = 50_000_000  # about 8660 x 5770; more is an image bomb, not a face
+    max_entries: int = 100_000
+    max_total_bytes: int = 4 * 1024 * MiB  # uncompressed size of a whole zip
+    max_ratio: int = 100  # uncompressed / compressed; image formats are compressed already
+    ratio_floor_bytes: int = 10 * MiB  # below this size a high ratio is harmless
+
+
+DEFAULT_LIMITS = ImportLimits()
+
+
+@dataclass(frozen=True)
+class Problem:
+    name: str
+    reason: str
+
+    def __str__(self):
+        return f"{self.name}: {self.reason}"
+
+
+@dataclass
+class ImportReport:
+    testset: TestSet
+    created_testset: bool = False
+    imported: list[str] = field(default_factory=list)
+    already_present: list[str] = field(default_factory=list)
+    changed: list[Problem] = field(default_factory=list)  # same key, other content: kept the stored one
+    duplicates: list[Problem] = field(default_factory=list)
+    no_face: list[str] = field(default_factory=list)
+    small_face: list[Problem] = field(default_factory=list)
+    bad: list[Problem] = field(default_factory=list)
+    skipped: list[Problem] = field(default_factory=list)  # nested zips
+    ignored: list[str] = field(default_factory=list)  # hidden and system files
+
+    def summary(self) -> str:
+        parts = [
+            f"{len(self.already_present)} already present",
+            f"{len(self.duplicates)} duplicate",
+            f"{len(self.no_face)} without a face",
+            f"{len(self.small_face)} with a face below the minimum size",
+            f"{len(self.bad)} bad",
+            f"{len(self.skipped)} nested zip",
+            f"{len(self.changed)} changed since the first import",
+        ]
+        return (
+            f"Imported {len(self.imported)} image(s) into test set {self.testset.name!r} "
+            f"({', '.join(parts)})."
+        )
+
+    def problems(self) -> list[str]:
+        """One line per skipped file, naming it and saying why."""
+        lines = [f"bad file {p}" for p in self.bad]
+        lines += [f"duplicate {p}" for p in self.duplicates]
+        lines += [f"skipped {p}" for p in self.skipped]
+        lines += [f"no face found: {name}" for name in self.no_face]
+        lines += [f"face too small {p}" for p in self.small_face]
+        lines += [f"kept the stored version of {p}" for p in self.changed]
+        return lines
+
+
+class _BadFile(Exception):
+    """A file that is skipped; the message is the reason shown to the user."""
+
+
+@dataclass
+class _Entry:
+    name: str  # as the user sees it, for reports
+    key: str | None  # None when the name itself is unusable (reason in ``problem``)
+    size: int
+    read: Callable[[], bytes]
+    problem: str | None = None
+
+
+# --- the test set ---------------------------------------------------------------------
+
+
+def check_testset_name(name: str) -> str:
+    try:
+        validate_slug(name)
+    except ValidationError:
+        raise InputError(
+            f"The test set name {name!r} is not usable: use letters, digits, '-' and '_' only."
+        ) from None
+    if len(name) > TestSet._meta.get_field("name").max_length:
+        raise InputError(f"The test set name {name!r} is too long (at most 100 characters).")
+    return name
+
+
+def default_testset_name(source_name: str) -> str:
+    stem = PurePosixPath(source_name.replace("\\", "/").rstrip("/")).name
+    if stem.lower().endswith(".zip"):
+        stem = stem[:-4]
+    name = slugify(stem)[:100]
+    if not name:
+        raise InputError(f"Cannot derive a test set name from {source_name!r}; give one with --name.")
+    return name
+
+
+def import_testset(
+    source: str | os.PathLike | BinaryIO,
+    *,
+    name: str | None = None,
+    detect_faces: bool = False,
+    min_face: int = 0,
+    limits: ImportLimits = DEFAULT_LIMITS,
+) -> ImportReport:
+    """Import a folder or a zip of images into the test set ``name`` (created if needed).
+
+    ``source`` is a path (folder or .zip) or an open binary zip file (a web upload, whose
+    ``.name`` gives the default test set name). An image's key is its relative path.
+    With ``detect_faces`` the largest face is cropped and stored as PNG; images without a
+    face, or whose face is narrower than ``min_face`` pixels, are skipped and counted.
+    Importing the same source again changes nothing.
+    """
+    if min_face < 0:
+        raise InputError(f"--min-face must be 0 or more pixels, not {min_face}.")
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if path.is_dir():
+            entries, ignored = _folder_entries(path, limits)
+            if not entries:
+                raise InputError(f"The folder {path} holds no files to import.")
+            return _import_entries(entries, ignored, name or default_testset_name(path.name),
+                                   detect_faces, min_face, limits)
+        if not path.exists():
+            raise InputError(f"{path} does not exist; give a folder or a .zip of images.")
+        if not path.is_file():
+            raise InputError(f"{path} is neither a folder nor a file.")
+        with path.open("rb") as fileobj:
+            return _import_zip(fileobj, str(path), name, detect_faces, min_face, limits)
+    label = getattr(source, "name", None) or "upload.zip"
+    return _import_zip(source, label, name, detect_faces, min_face, limits)
+
+
+def _import_zip(fileobj, label, name, detect_faces, min_face, limits) -> ImportReport:
+    try:
+        archive = zipfile.ZipFile(fileobj)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        raise InputError(f"{label} is not a zip file (or it is damaged); give a folder or a .zip.") from None
+    with archive:
+        entries, ignored = _zip_entries(archive, label, limits)
+        return _import_entries(entries, ignored, name or default_testset_name(label),
+                               detect_faces, min_face, limits)
+
+
+def _import_entries(entries, ignored, name, detect_faces, min_face, limits) -> ImportReport:
+    check_testset_name(name)
+    testset, created = TestSet.objects.get_or_create(name=name)
+    report = ImportReport(testset=testset, created_testset=created, ignored=ignored)
+    for entry in entries:
+        _import_entry(entry, testset, report, detect_faces, min_face, limits)
+    return report
+
+
+# --- reading folders and zips ---------------------------------------------------------
+
+
+def _is_ignored(parts: list[str]) -> bool:
+    return any(p.startswith(".") or p == "__MACOSX" for p in parts) or parts[-1].lower() in SYSTEM_FILES
+
+
+def _name_problem(key: str) -> str | None:
+    if any(ord(c) < 32 or ord(c) == 127 for c in key):
+        return "the name contains control characters"
+    if len(key) > Image._meta.get_field("key").max_length:
+        return "the path is longer than 500 characters"
+    return None
+
+
+def _folder_entries(root: Path, limits: ImportLimits) -> tuple[list[_Entry], list[str]]:
+    entries, ignored = [], []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not _is_ignored([d]))
+        for filename in sorted(filenames):
+            full = Path(dirpath) / filename
+            rel = full.relative_to(root).as_posix()
+            try:
+                rel.encode("utf-8")
+            except UnicodeEncodeError:
+                shown = os.fsencode(rel).decode("utf-8", "replace")
+                entries.append(_Entry(shown, None, 0, bytes, "the file name is not valid UTF-8; rename it"))
+                continue
+            if _is_ignored(rel.split("/")):
+                ignored.append(rel)
+                continue
+            try:
+                size = full.stat().st_size
+            except OSError as exc:
+                entries.append(_Entry(rel, None, 0, bytes, f"cannot be read ({exc.strerror or exc})"))
+                continue
+            entries.append(_Entry(rel, rel, size, full.read_bytes, _name_problem(rel)))
+    return entries, ignored
+
+
+def _zip_key(raw: str) -> str:
+    """The entry's path inside the zip, refusing anything that points outside it."""
+    name = raw.replace("\\", "/")
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        raise _BadFile("absolute path in the zip; entries must be relative paths")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise _BadFile("the path leaves the zip's folder (..); refused")
+    if not parts:
+        raise _BadFile("empty entry name")
+    return "/".join(parts)
+
+
+def _zip_entries(archive: zipfile.ZipFile, label: str, limits: ImportLimits) -> tuple[list[_Entry], list[str]]:
+    infos = archive.infolist()
+    if len(infos) > limits.max_entries:
+        raise InputError(f"{label} has {len(infos):,} entries, more than the limit of {limits.max_entries:,}.")
+    files = [i for i in infos if not i.is_dir()]
+    if not files:
+        raise InputError(f"The zip {label} is empty: it holds no files.")
+    # zipfile never inflates an entry past its declared size, so these sums bound the work.
+    total = sum(i.file_size for i in files)
+    packed = sum(i.compress_size for i in files)
+    if total > limits.max_total_bytes:
+        raise InputError(
+            f"{label} unpacks to {total:,} bytes, more than the limit of {limits.max_total_bytes:,}; "
+            "split it into smaller zips."
+        )
+    if total > limits.ratio_floor_bytes and total > limits.max_ratio * max(packed, 1):
+        raise InputError(
+            f"{label} looks like a zip bomb: {packed:,} bytes unpack to {total:,} "
+            f"(more than {limits.max_ratio}x); refused."
+        )
+    entries, ignored = [], []
+    for info in files:
+        try:
+            key = _zip_key(info.filename)
+        except _BadFile as exc:
+            entries.append(_Entry(info.filename, None, 0, bytes, str(exc)))
+            continue
+        if _is_ignored(key.split("/")):
+            ignored.append(key)
+            continue
+        problem = _name_problem(key)
+        if info.flag_bits & 0x1:
+            problem = "the entry is encrypted"
+        elif info.file_size > limits.ratio_floor_bytes and info.file_size > limits.max_ratio * max(info.compress_size, 1):
+            problem = f"{info.compress_size:,} bytes unpack to {info.file_size:,}: a zip bomb entry; refused"
+        entries.append(_Entry(key, key, info.file_size, lambda info=info: archive.read(info), problem))
+    return entries, ignored
+
+
+# --- one image ------------------------------------------------------------------------
+
+
+def check_image_bytes(data: bytes, limits: ImportLimits = DEFAULT_LIMITS) -> tuple[PILImage.Image, str]:
+    """Decode ``data`` fully; return the image and its Pillow format, or raise with the reason."""
+    if not data:
+        raise _BadFile("empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", PILImage.DecompressionBombWarning)
+            image = PILImage.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise _BadFile("not an image (no image format recognised)") from None
+    except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning):
+        raise _BadFile("an image bomb: its dimensions are far too large") from None
+    except Exception as exc:  # Pillow raises many types for damaged headers
+        raise _BadFile(f"damaged image header ({exc})") from None
+    fmt = image.format
+    if fmt not in ACCEPTED_FORMATS:
+        raise _BadFile(f"unsupported image format {fmt}; accepted: {', '.join(ACCEPTED_FORMATS)}")
+    width, height = image.size
+    if width * height > limits.max_pixels:
+        raise _BadFile(
+            f"{width} x {height} pixels is over the limit of {limits.max_pixels:,} pixels (an image bomb?)"
+        )
+    if getattr(image, "n_frames", 1) > 1:
+        raise _BadFile(f"animated {fmt}; only still images can be labelled")
+    try:
+        image.load()
+    except Exception as exc:
+        raise _BadFile(f"damaged or truncated image ({exc})") from None
+    return image, fmt
+
+
+def _crop_face(image: PILImage.Image, min_face: int):
+    """(png bytes, box) of the largest face, or raise _NoFace / _SmallFace."""
+    import numpy as np
+
+    from .faces import largest_face
+
+    upright = ImageOps.exif_transpose(image)
+    box = largest_face(np.asarray(upright.convert("L")))
+    if box is None:
+        raise _NoFace
+    x, y, w, h = box
+    if max(w, h) < min_face:
+        raise _SmallFace(f"{w} x {h} px, below --min-face {min_face}")
+    crop = upright.crop((x, y, x + w, y + h))
+    if crop.mode not in ("1", "L", "LA", "I", "RGB", "RGBA"):
+        crop = crop.convert("RGBA" if "A" in crop.getbands() or "transparency" in crop.info else "RGB")
+    out = io.BytesIO()
+    crop.save(out, format="PNG")
+    return out.getvalue(), box
+
+
+class _NoFace(Exception):
+    pass
+
+
+class _SmallFace(Exception):
+    pass
+
+
+def _import_entry(entry: _Entry, testset, report: ImportReport, detect_faces, min_face, limits):
+    if entry.problem or entry.key is None:
+        report.bad.append(Problem(entry.name, entry.problem or "unusable name"))
+        return
+    if entry.key.lower().endswith(".zip"):
+        report.skipped.append(Problem(entry.name, "a zip inside the zip; unpack it and import it on its own"))
+        return
+    if entry.size > limits.max_image_bytes:
+        report.bad.append(Problem(entry.name, f"{entry.size:,} bytes is over the limit of {limits.max_image_bytes:,}"))
+        return
+    try:
+        data = entry.read()
+    except Exception as exc:  # OSError, BadZipFile, zlib.error, unsupported compression...
+        report.bad.append(Problem(entry.name, f"cannot be read ({exc})"))
+        return
+    sha = hashlib.sha256(data).hexdigest()
+    stored = Image.objects.filter(testset=testset, key=entry.key).values_list("sha256", flat=True).first()
+    if stored is not None:
+        if stored == sha:
+            report.already_present.append(entry.key)
+        else:
+            report.changed.append(Problem(entry.key, "its content differs from the image imported earlier"))
+        return
+    if data.startswith(ZIP_MAGIC):
+        report.skipped.append(Problem(entry.name, "a zip inside the zip; unpack it and import it on its own"))
+        return
+    try:
+        image, fmt = check_image_bytes(data, limits)
+    except _BadFile as exc:
+        report.bad.append(Problem(entry.name, str(exc)))
+        return
+    twin = Image.objects.filter(testset=testset, sha256=sha).values_list("key", flat=True).first()
+    if twin is not None:
+        report.duplicates.append(Problem(entry.key, f"same content as {twin}"))
+        return
+    box = None
+    content, suffix, (width, height) = data, ACCEPTED_FORMATS[fmt], image.size
+    if detect_faces:
+        try:
+            content, box = _crop_face(image, min_face)
+        except _NoFace:
+            report.no_face.append(entry.key)
+            return
+        except _SmallFace as exc:
+            report.small_face.append(Problem(entry.key, str(exc)))
+            return
+        suffix, width, height = ".png", box[2], box[3]
+    if _store(testset, entry.key, sha, content, suffix, width, height, box):
+        report.imported.append(entry.key)
+    else:
+        report.already_present.append(entry.key)
+
+
+def _store(testset, key, sha, content, suffix, width, height, box) -> bool:
+    """Save the file and its row together; False when a concurrent import got there first."""
+    image = Image(testset=testset, key=key, sha256=sha, original_name=PurePosixPath(key).name,
+                  width=width, height=height)
+    if box is not None:
+        image.face_x, image.face_y, image.face_w, image.face_h = box
+    image.file.save(f"{sha}{suffix}", ContentFile(content), save=False)
+    try:
+        with transaction.atomic():
+            image.save()
+    except IntegrityError:
+        image.file.delete(save=False)
+        return False
+    except BaseException:
+        image.file.delete(save=False)
+        raise
+    return True
+
+
+# --- votes ----------------------------------------------------------------------------
+
+VOTE_COLUMNS = ("image", "annotator", "label")
+MAX_LISTED_PROBLEMS = 20
+
+
+@dataclass(frozen=True)
+class VoteRow:
+    line: int
+    image: str
+    annotator: str
+    label: str
+
+
+@dataclass
+class VoteImportReport:
+    testset: TestSet
+    rows: int = 0
+    created: int = 0
+    unchanged: int = 0
+    changed: int = 0
+    repeated_rows: int = 0  # identical lines that appear more than once
+    new_annotators: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        text = (
+            f"Imported {self.rows} vote row(s) into test set {self.testset.name!r}: "
+            f"{self.created} new, {self.unchanged} already stored"
+        )
+        if self.changed:
+            text += f", {self.changed} changed"
+        if self.repeated_rows:
+            text += f", {self.repeated_rows} repeated line(s) counted once"
+        if self.new_annotators:
+            text += f"; new annotator account(s) without a password: {', '.join(self.new_annotators)}"
+        return text + "."
+
+
+def import_votes(
+    source: str | os.PathLike | BinaryIO,
+    *,
+    testset: TestSet | str | None = None,
+    overwrite: bool = False,
+) -> VoteImportReport:
+    """Import a csv of ``image,annotator,label`` rows, all or nothing.
+
+    Unknown annotators become accounts without a usable password. A row that repeats a
+    stored vote changes nothing; one that contradicts a stored vote is an error unless
+    ``overwrite`` (then the change is recorded as a VoteEvent).
+    """
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        try:
+            data, label = path.read_bytes(), str(path)
+        except FileNotFoundError:
+            raise InputError(f"{path} does not exist.") from None
+        except IsADirectoryError:
+            raise InputError(f"{path} is a folder; give the votes csv file.") from None
+    else:
+        data, label = source.read(), getattr(source, "name", None) or "the uploaded file"
+    if not isinstance(testset, TestSet):
+        testset = resolve_testset(testset)
+    rows = check_vote_rows(data, testset, label)
+    return do_import_votes(testset, rows, overwrite=overwrite, source_name=label)
+
+
+def _fail(source_name: str, problems: list[str]):
+    if len(problems) == 1:
+        raise InputError(f"{source_name}, {problems[0]}. Nothing from the file was imported.")
+    more = ""
+    if len(problems) > MAX_LISTED_PROBLEMS:
+        more = f"\n  ... and {len(problems) - MAX_LISTED_PROBLEMS} more"
+    listed = "\n".join(f"  {p}" for p in problems[:MAX_LISTED_PROBLEMS])
+    raise InputError(f"{source_name} has {len(problems)} problems; nothing from the file was imported:\n{listed}{more}")
+
+
+def check_vote_rows(data: bytes, testset: TestSet, source_name: str = "the votes file") -> list[VoteRow]:
+    """Parse and validate every row; raise InputError naming each bad line."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(
+            f"{source_name} is not UTF-8 text (line {line} has bytes that are not UTF-8); "
+            "save it as UTF-8 csv. Nothing from the file was imported."
+        ) from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise InputError(f"{source_name} is not readable as csv ({exc}).") from None
+    if not header or not any(h.strip() for h in header):
+        raise InputError(f"{source_name} is empty: it needs the header line image,annotator,label.")
+    columns = [h.strip().lower() for h in header]
+    missing = [c for c in VOTE_COLUMNS if c not in columns]
+    if missing:
+        raise InputError(
+            f"{source_name} lacks the column(s) {', '.join(missing)}; its header line is "
+            f"{','.join(header)!r} and must name image,annotator,label."
+        )
+    repeated = [c for c in VOTE_COLUMNS if columns.count(c) > 1]
+    if repeated:
+        raise InputError(f"{source_name} names the column(s) {', '.join(repeated)} more than once.")
+    at = {c: columns.index(c) for c in VOTE_COLUMNS}
+    keys = set(Image.objects.filter(testset=testset).values_list("key", flat=True))
+    username_ok = UnicodeUsernameValidator()
+    seen: dict[tuple[str, str], VoteRow] = {}
+    rows, problems = [], []
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            problems.append(f"line {reader.line_num}: not readable as csv ({exc})")
+            break
+        line = reader.line_num
+        if not any(f.strip() for f in fields):
+            continue
+        if len(fields) != len(header):
+            problems.append(f"line {line}: {len(fields)} field(s), but the header has {len(header)}")
+            continue
+        image, annotator, label = (fields[at[c]].strip() for c in VOTE_COLUMNS)
+        label = label.lower()
+        if label not in LABELS:
+            problems.append(f"line {line}: unknown label {fields[at['label']]!r} (use negative, neutral or positive)")
+            continue
+        if not image:
+            problems.append(f"line {line}: the image column is empty")
+            continue
+        if image not in keys:
+            problems.append(f"line {line}: image {image!r} is not in test set {testset.name!r}")
+            continue
+        try:
+            if not annotator or len(annotator) > 150:
+                raise ValidationError("length")
+            username_ok(annotator)
+        except ValidationError:
+            problems.append(
+                f"line {line}: {annotator!r} is not a valid annotator name "
+                "(1 to 150 letters, digits and @ . + - _)"
+            )
+            continue
+        row = VoteRow(line, image, annotator, label)
+        first = seen.get((image, annotator))
+        if first is not None and first.label != label:
+            problems.append(
+                f"line {line}: annotator {annotator!r} labels image {image!r} {label!r}, "
+                f"but line {first.line} says {first.label!r}"
+            )
+            continue
+        seen.setdefault((image, annotator), row)
+        rows.append(row)
+    if problems:
+        _fail(source_name, problems)
+    return rows
+
+
+def do_import_votes(testset: TestSet, rows: list[VoteRow], *, overwrite: bool = False,
+                    source_name: str = "the votes file") -> VoteImportReport:
+    User = get_user_model()
+    report = VoteImportReport(testset=testset, rows=len(rows))
+    try:
+        with transaction.atomic():
+            names = sorted({r.annotator for r in rows})
+            users = {u.username: u for u in User.objects.filter(username__in=names)}
+            for name in names:
+                if name not in users:
+                    users[name] = User.objects.create_user(username=name, password=None)
+                    report.new_annotators.append(name)
+            image_ids = dict(Image.objects.filter(testset=testset).values_list("key", "id"))
+            stored = {
+                (v.image_id, v.annotator_id): v
+                for v in Vote.objects.select_for_update(of=("self",)).filter(
+                    image__testset=testset, annotator__in=list(users.values())
+                )
+            }
+            new_votes, events, changed, conflicts, done = [], [], [], [], set()
+            for row in rows:
+                user, image_id = users[row.annotator], image_ids[row.image]
+                pair = (image_id, user.pk)
+                if pair in done:
+                    report.repeated_rows += 1
+                    continue
+                done.add(pair)
+                vote = stored.get(pair)
+                if vote is None:
+                    new_votes.append(Vote(image_id=image_id, annotator=user, label=row.label))
+                    events.append(VoteEvent(image_id=image_id, annotator=user,
+                                            action=VoteEvent.Action.IMPORT, label=row.label))
+                elif vote.label == row.label:
+                    report.unchanged += 1
+                elif overwrite:
+                    events.append(VoteEvent(image_id=image_id, annotator=user, action=VoteEvent.Action.IMPORT,
+                                            label=row.label, previous_label=vote.label))
+                    vote.label = row.label
+                    changed.append(vote)
+                else:
+                    conflicts.append(
+                        f"line {row.line}: annotator {row.annotator!r} has already labelled image "
+                        f"{row.image!r} {vote.label!r}, the file says {row.label!r} (use --overwrite to replace)"
+                    )
+            if conflicts:
+                _fail(source_name, conflicts)
+            Vote.objects.bulk_create(new_votes, batch_size=500)
+            for vote in changed:
+                vote.save(update_fields=["label", "updated_at"])
+            VoteEvent.objects.bulk_create(events, batch_size=500)
+            report.created, report.changed = len(new_votes), len(changed)
+    except IntegrityError:
+        raise InputError(
+            f"Votes of test set {testset.name!r} changed while {source_name} was being imported; "
+            "nothing was imported. Run the import again."
+        ) from None
+    return report

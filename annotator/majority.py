@@ -1,0 +1,50 @@
+"""Majority label of one image's votes, with ties reported and never broken.
+
+Pure Python on purpose: the export, the dashboard and the evaluation app can all call it
+on plain lists of labels. Full agreement statistics live in ``evaluation.metrics``.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+BIN3 = ("negative", "neutral", "positive")
+
+
+@dataclass(frozen=True)
+class ImageMajority:
+    label: str | None  # None when the image has no votes or its top labels tie
+    counts: dict[str, int]  # votes per label, every label present (0 when none)
+    n_votes: int
+    tie: bool  # two or more labels share the highest count
+
+    @property
+    def agreement(self) -> float | None:
+        """Share of the votes equal to the majority; None without a majority."""
+        if self.label is None:
+            return None
+        return self.counts[self.label] / self.n_votes
+
+
+def image_majority(votes: Iterable[str], labels: Sequence[str] = BIN3) -> ImageMajority:
+    """Majority of one image's vote labels (thesis 7.2; SPEC "Human benchmark definitions").
+
+    >>> image_majority(["positive", "positive", "neutral"]).label
+    'positive'
+    >>> image_majority(["positive", "neutral"]).tie
+    True
+    """
+    tally = Counter(votes)
+    unknown = set(tally) - set(labels)
+    if unknown:
+        raise ValueError(f"unknown label(s) {sorted(unknown)}; expected one of {list(labels)}")
+    counts = {label: tally.get(label, 0) for label in labels}
+    n_votes = sum(counts.values())
+    if n_votes == 0:
+        return ImageMajority(label=None, counts=counts, n_votes=0, tie=False)
+    top = max(counts.values())
+    leaders = [label for label, n in counts.items() if n == top]
+    if len(leaders) > 1:
+        return ImageMajority(label=None, counts=counts, n_votes=n_votes, tie=True)
+    return ImageMajority(label=leaders[0], counts=counts, n_votes=n_votes, tie=False)

@@ -1,0 +1,555 @@
+"""Agreement and held-out benchmark metrics (thesis 7.2 and 9.6, SPEC "Human benchmark definitions").
+
+Pure functions, no Django: services query the ORM, build the votes and call these.
+
+Votes are one label per (image, annotator), given as a DataFrame with columns
+``image, annotator, label`` or as an iterable of ``(image, annotator, label)`` triples.
+``labels`` is the ordered label list (e.g. ``["negative", "neutral", "positive"]``); it
+fixes the column order of vote counts and the row/column order of confusion matrices.
+Images and annotators are sorted, so every result is independent of the vote order.
+
+Ties are never broken: an image whose top vote count is shared has no majority and is
+left out of whatever needs a majority, and the number left out is reported beside it.
+"""
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy.stats import binomtest
+
+VOTE_COLUMNS = ["image", "annotator", "label"]
+DEFAULT_N_RESAMPLES = 2000
+DEFAULT_CONFIDENCE = 0.95
+
+Votes = pd.DataFrame | Iterable[tuple[Hashable, Hashable, str]]
+
+
+# --------------------------------------------------------------------------- votes
+
+
+def as_votes(votes: Votes, labels: Sequence[str]) -> pd.DataFrame:
+    """Validated votes as a DataFrame with columns image, annotator, label.
+
+    Raises ValueError for a label outside ``labels`` or a second vote by the same
+    annotator on the same image: either would silently change every figure.
+    """
+    _check_labels(labels)
+    if isinstance(votes, pd.DataFrame):
+        missing = [c for c in VOTE_COLUMNS if c not in votes.columns]
+        if missing:
+            raise ValueError(f"votes lack the column(s) {', '.join(missing)}")
+        frame = votes[VOTE_COLUMNS].reset_index(drop=True)
+    else:
+        frame = pd.DataFrame(list(votes), columns=VOTE_COLUMNS)
+    unknown = sorted(set(frame["label"]) - set(labels), key=str)
+    if unknown:
+        raise ValueError(
+            f"vote label(s) {', '.join(map(repr, unknown))} not in the label set {list(labels)}"
+        )
+    repeated = frame.duplicated(["image", "annotator"])
+    if repeated.any():
+        first = frame[repeated].iloc[0]
+        raise ValueError(
+            f"annotator {first['annotator']!r} voted more than once on image {first['image']!r}"
+        )
+    return frame
+
+
+def _check_labels(labels: Sequence[str]) -> None:
+    if len(labels) == 0:
+        raise ValueError("the label set is empty")
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"the label set {list(labels)} repeats a label")
+
+
+@dataclass(frozen=True)
+class _Coded:
+    """Votes as integer codes: the shared starting point of every count below."""
+
+    images: np.ndarray  # sorted unique image ids
+    annotators: np.ndarray  # sorted unique annotator ids
+    image_idx: np.ndarray  # per vote
+    annotator_idx: np.ndarray  # per vote
+    label_idx: np.ndarray  # per vote
+    counts: np.ndarray  # images x labels
+
+
+def _code(frame: pd.DataFrame, labels: Sequence[str]) -> _Coded:
+    images, image_idx = np.unique(frame["image"].to_numpy(dtype=object), return_inverse=True)
+    annotators, annotator_idx = np.unique(
+        frame["annotator"].to_numpy(dtype=object), return_inverse=True
+    )
+    label_pos = {label: i for i, label in enumerate(labels)}
+    label_idx = np.array([label_pos[x] for x in frame["label"]], dtype=np.intp)
+    counts = np.zeros((len(images), len(labels)), dtype=np.int64)
+    np.add.at(counts, (image_idx, label_idx), 1)
+    return _Coded(images, annotators, image_idx, annotator_idx, label_idx, counts)
+
+
+def vote_counts(votes: Votes, labels: Sequence[str]) -> pd.DataFrame:
+    """Votes per image (rows, sorted) and label (columns, in ``labels`` order)."""
+    coded = _code(as_votes(votes, labels), labels)
+    return pd.DataFrame(coded.counts, index=pd.Index(coded.images, name="image"), columns=list(labels))
+
+
+def _unique_top(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of each row's top count, and whether that top is unique and non-zero."""
+    top = counts.max(axis=1, initial=0)
+    n_top = (counts == top[:, None]).sum(axis=1)
+    return counts.argmax(axis=1), (n_top == 1) & (top > 0)
+
+
+@dataclass(frozen=True)
+class Majority:
+    labels: dict  # image -> majority label, images with a unique top count only
+    tied: list  # images whose top count is shared: no majority
+
+    @property
+    def n_tied(self) -> int:
+        return len(self.tied)
+
+
+def majority_labels(votes: Votes, labels: Sequence[str]) -> Majority:
+    """The label with the most votes per image; tied images are listed, not broken."""
+    coded = _code(as_votes(votes, labels), labels)
+    top, has_majority = _unique_top(coded.counts)
+    return Majority(
+        labels={img: labels[t] for img, t, ok in zip(coded.images, top, has_majority) if ok},
+        tied=[img for img, ok in zip(coded.images, has_majority) if not ok],
+    )
+
+
+def vote_summary(votes: Votes, labels: Sequence[str]) -> dict:
+    """Size of a vote set: images with at least one vote, annotators, votes, tied images."""
+    coded = _code(as_votes(votes, labels), labels)
+    _, has_majority = _unique_top(coded.counts)
+    return {
+        "n_images": int(len(coded.images)),
+        "n_annotators": int(len(coded.annotators)),
+        "n_votes": int(len(coded.label_idx)),
+        "n_ties": int((~has_majority).sum()),
+    }
+
+
+# --------------------------------------------------------------------------- agreement
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """``n_matching`` of ``n_compared`` votes equal their reference; ``n_excluded`` votes had none."""
+
+    n_matching: int
+    n_compared: int
+    n_excluded: int
+
+    @property
+    def accuracy(self) -> float:
+        return self.n_matching / self.n_compared if self.n_compared else float("nan")
+
+
+def agreement_accuracy(votes: Votes, labels: Sequence[str]) -> Agreement:
+    """Thesis 7.2 form: over images with a majority, votes equal to it / all their votes.
+
+    The voter's own vote counts, which inflates the figure (with 3 voters it cannot
+    fall below 2/3); see ``loo_agreement``. Votes on tied images are ``n_excluded``.
+    """
+    coded = _code(as_votes(votes, labels), labels)
+    _, has_majority = _unique_top(coded.counts)
+    per_image = coded.counts.sum(axis=1)
+    return Agreement(
+        n_matching=int(coded.counts.max(axis=1, initial=0)[has_majority].sum()),
+        n_compared=int(per_image[has_majority].sum()),
+        n_excluded=int(per_image[~has_majority].sum()),
+    )
+
+
+def _loo_outcome(coded: _Coded) -> tuple[np.ndarray, np.ndarray]:
+    """Per vote: whether the other votes on its image have a majority, and whether it matches."""
+    others = coded.counts[coded.image_idx].copy()
+    others[np.arange(len(others)), coded.label_idx] -= 1
+    top, has_majority = _unique_top(others)
+    return has_majority, has_majority & (top == coded.label_idx)
+
+
+def loo_agreement(votes: Votes, labels: Sequence[str]) -> Agreement:
+    """Leave-one-out form: each vote against the majority of the *other* votes on its image.
+
+    A vote whose other votes tie, or that is the image's only vote, is ``n_excluded``.
+    """
+    coded = _code(as_votes(votes, labels), labels)
+    compared, matching = _loo_outcome(coded)
+    return Agreement(int(matching.sum()), int(compared.sum()), int((~compared).sum()))
+
+
+def loo_agreement_by_annotator(votes: Votes, labels: Sequence[str]) -> dict[Hashable, Agreement]:
+    """Leave-one-out agreement of each annotator's votes (their "deviance"), by sorted name.
+
+    An annotator's figure equals their accuracy when held out (``holdout_split``): the
+    majority of the other votes on an image is the majority of the other annotators.
+    """
+    coded = _code(as_votes(votes, labels), labels)
+    compared, matching = _loo_outcome(coded)
+    n = len(coded.annotators)
+    n_compared = np.bincount(coded.annotator_idx, weights=compared, minlength=n)
+    n_matching = np.bincount(coded.annotator_idx, weights=matching, minlength=n)
+    n_votes = np.bincount(coded.annotator_idx, minlength=n)
+    return {
+        name: Agreement(int(n_matching[i]), int(n_compared[i]), int(n_votes[i] - n_compared[i]))
+        for i, name in enumerate(coded.annotators)
+    }
+
+
+def choose_holdout(votes: Votes, labels: Sequence[str]) -> Hashable:
+    """The annotator whose leave-one-out agreement is the median (thesis 9.6).
+
+    "Neither the most nor the least deviant". Annotators are sorted by leave-one-out
+    accuracy, then by name; with an even number the lower median is taken (the more
+    deviant of the two middle ones), so the choice is deterministic. Annotators with
+    no comparable vote cannot be scored and are not candidates.
+    """
+    by_annotator = loo_agreement_by_annotator(votes, labels)
+    candidates = sorted(  # (accuracy, position in name order, name)
+        (a.accuracy, i, name) for i, (name, a) in enumerate(by_annotator.items()) if a.n_compared
+    )
+    if not candidates:
+        raise ValueError(
+            "no annotator can be held out: no vote has other votes with a majority on its image"
+        )
+    return candidates[(len(candidates) - 1) // 2][2]
+
+
+# --------------------------------------------------------------------------- held-out scoring
+
+
+@dataclass(frozen=True)
+class Score:
+    """Predictions scored against reference labels on a fixed image list."""
+
+    labels: list[str]
+    images: list
+    correct: np.ndarray  # bool per image, in ``images`` order
+    confusion_counts: np.ndarray  # rows: reference label, columns: prediction
+
+    @property
+    def n_images(self) -> int:
+        return len(self.images)
+
+    @property
+    def n_correct(self) -> int:
+        return int(self.correct.sum())
+
+    @property
+    def accuracy(self) -> float:
+        return self.n_correct / self.n_images if self.n_images else float("nan")
+
+    @property
+    def confusion(self) -> np.ndarray:
+        """Row-normalised confusion (thesis Table 8): row = reference; NaN rows had no image."""
+        return row_normalize(self.confusion_counts)
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """The paired image set of a held-out annotator: their labels and the others' majority."""
+
+    annotator: Hashable
+    labels: list[str]
+    images: list  # sorted
+    reference: list[str]  # majority of the remaining annotators, per image
+    human: list[str]  # the held-out annotator's label, per image
+    tied: list = field(default_factory=list)  # images left out: remaining votes tie
+    unreferenced: list = field(default_factory=list)  # images left out: no remaining vote
+
+    @property
+    def n_images(self) -> int:
+        return len(self.images)
+
+    @property
+    def human_predictions(self) -> dict:
+        return dict(zip(self.images, self.human))
+
+    def score(self, predictions: Mapping) -> Score:
+        """Score ``predictions`` (image -> label) on exactly this image set."""
+        return score_predictions(self.images, self.reference, predictions, self.labels)
+
+
+def holdout_split(votes: Votes, labels: Sequence[str], holdout: Hashable) -> HeldOut:
+    """For every image ``holdout`` labelled: the majority of the remaining annotators.
+
+    Images whose remaining votes tie, or that nobody else labelled, are left out and
+    listed; the held-out human and every model are then scored on the same images.
+    """
+    frame = as_votes(votes, labels)
+    mine = frame["annotator"] == holdout
+    if not mine.any():
+        known = ", ".join(map(str, sorted(frame["annotator"].unique(), key=str)))
+        raise ValueError(f"annotator {holdout!r} has no votes; annotators: {known or 'none'}")
+    own = frame[mine].set_index("image")["label"]
+    rest = frame[~mine & frame["image"].isin(own.index)]
+    counts = vote_counts(rest, labels).reindex(sorted(own.index), fill_value=0)
+    top, has_majority = _unique_top(counts.to_numpy())
+    n_rest = counts.to_numpy().sum(axis=1)
+    images = list(counts.index[has_majority])
+    return HeldOut(
+        annotator=holdout,
+        labels=list(labels),
+        images=images,
+        reference=[labels[t] for t in top[has_majority]],
+        human=[own[img] for img in images],
+        tied=list(counts.index[~has_majority & (n_rest > 0)]),
+        unreferenced=list(counts.index[n_rest == 0]),
+    )
+
+
+def score_predictions(
+    images: Sequence, reference: Sequence[str], predictions: Mapping, labels: Sequence[str]
+) -> Score:
+    """Accuracy, correctness per image and confusion of ``predictions`` on ``images``.
+
+    Every image must have a prediction: scoring a subset would break the pairing with
+    the human. Predictions for other images are ignored.
+    """
+    _check_labels(labels)
+    if len(images) != len(reference):
+        raise ValueError(f"{len(images)} images but {len(reference)} reference labels")
+    missing = [img for img in images if img not in predictions]
+    if missing:
+        raise ValueError(
+            f"no prediction for {len(missing)} of {len(images)} images (first: {missing[0]!r})"
+        )
+    predicted = [predictions[img] for img in images]
+    unknown = sorted(set(predicted) - set(labels), key=str)
+    if unknown:
+        raise ValueError(f"prediction(s) {', '.join(map(repr, unknown))} not in {list(labels)}")
+    return Score(
+        labels=list(labels),
+        images=list(images),
+        correct=np.array([p == r for p, r in zip(predicted, reference)], dtype=bool),
+        confusion_counts=confusion_matrix(reference, predicted, labels),
+    )
+
+
+def confusion_matrix(reference: Sequence[str], predicted: Sequence[str], labels: Sequence[str]) -> np.ndarray:
+    """Counts: rows = reference label, columns = predicted label, both in ``labels`` order."""
+    pos = {label: i for i, label in enumerate(labels)}
+    counts = np.zeros((len(labels), len(labels)), dtype=np.int64)
+    for r, p in zip(reference, predicted, strict=True):
+        counts[pos[r], pos[p]] += 1
+    return counts
+
+
+def row_normalize(counts: np.ndarray) -> np.ndarray:
+    """Each row divided by its sum; a row with no images is NaN rather than a fake zero."""
+    counts = np.asarray(counts, dtype=float)
+    totals = counts.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, counts / totals, np.nan)
+
+
+# --------------------------------------------------------------------------- chance-corrected agreement
+
+
+def fleiss_kappa_from_counts(counts: np.ndarray) -> float:
+    """Fleiss' kappa from a subjects x categories count table; subjects may differ in raters.
+
+    With the same number of raters per subject this is Fleiss (1971) exactly (as in
+    statsmodels). For varying numbers it is the generalisation of Gwet (2014, Handbook
+    of Inter-Rater Reliability, ch. 2; R/Python ``irrCAC`` ``fleiss.kappa.raw``):
+    observed agreement averages, over subjects with >= 2 ratings, the share of agreeing
+    rater pairs; chance agreement is sum_k pi_k^2 where pi_k is the mean over rated
+    subjects of the share of their ratings in category k. Each subject weighs the same
+    in both parts, as in the equal-rater formula. NaN when undefined (no subject with
+    two ratings, or everything in one category).
+    """
+    counts = np.asarray(counts, dtype=float)
+    n_rated = counts.sum(axis=1)
+    counts, n_rated = counts[n_rated > 0], n_rated[n_rated > 0]
+    multi = n_rated >= 2
+    if not multi.any():
+        return float("nan")
+    pairs_agreeing = (counts[multi] * (counts[multi] - 1)).sum(axis=1)
+    p_observed = np.mean(pairs_agreeing / (n_rated[multi] * (n_rated[multi] - 1)))
+    pi = (counts / n_rated[:, None]).mean(axis=0)
+    p_chance = float((pi**2).sum())
+    if np.isclose(p_chance, 1.0):
+        return float("nan")
+    return float((p_observed - p_chance) / (1.0 - p_chance))
+
+
+def fleiss_kappa(votes: Votes, labels: Sequence[str]) -> float:
+    """Fleiss' kappa of all votes; see ``fleiss_kappa_from_counts`` for varying voters."""
+    return fleiss_kappa_from_counts(vote_counts(votes, labels).to_numpy())
+
+
+def krippendorff_alpha_from_counts(counts: np.ndarray) -> float:
+    """Krippendorff's alpha, nominal, from a units x values count table.
+
+    Missing values are simply absent from the counts; units with fewer than two values
+    are not pairable and drop out, as in Krippendorff (2011, "Computing Krippendorff's
+    alpha-reliability"). alpha = 1 - (n - 1) * D_o / D_e with
+    D_o = sum_u (m_u^2 - sum_c n_uc^2) / (m_u - 1) and D_e = n^2 - sum_c n_c^2.
+    NaN when there is no pairable unit or only one value occurs.
+    """
+    counts = np.asarray(counts, dtype=float)
+    m = counts.sum(axis=1)
+    counts, m = counts[m >= 2], m[m >= 2]
+    if len(m) == 0:
+        return float("nan")
+    disagreeing = float(((m**2 - (counts**2).sum(axis=1)) / (m - 1)).sum())
+    n_c = counts.sum(axis=0)
+    n = n_c.sum()
+    expected = float(n**2 - (n_c**2).sum())
+    if expected == 0:
+        return float("nan")
+    return float(1.0 - (n - 1) * disagreeing / expected)
+
+
+def krippendorff_alpha(votes: Votes, labels: Sequence[str]) -> float:
+    """Krippendorff's alpha (nominal) of all votes; annotators may skip images."""
+    return krippendorff_alpha_from_counts(vote_counts(votes, labels).to_numpy())
+
+
+@dataclass(frozen=True)
+class PairKappa:
+    a: Hashable
+    b: Hashable
+    n_images: int  # images both labelled
+    kappa: float
+
+
+def cohens_kappa_from_table(table: np.ndarray) -> float:
+    """Cohen's kappa from a square contingency table; NaN when chance agreement is 1."""
+    table = np.asarray(table, dtype=float)
+    n = table.sum()
+    if n == 0:
+        return float("nan")
+    p_observed = np.trace(table) / n
+    p_chance = float((table.sum(axis=0) * table.sum(axis=1)).sum() / n**2)
+    if np.isclose(p_chance, 1.0):
+        return float("nan")
+    return float((p_observed - p_chance) / (1.0 - p_chance))
+
+
+def cohens_kappa(votes: Votes, labels: Sequence[str], a: Hashable, b: Hashable) -> PairKappa:
+    """Cohen's kappa between annotators ``a`` and ``b`` on the images both labelled."""
+    by_image = _labels_by_image(as_votes(votes, labels))
+    for name in (a, b):
+        if name not in by_image.columns:
+            raise ValueError(f"annotator {name!r} has no votes")
+    return _pair_kappa(by_image, labels, a, b)
+
+
+def pairwise_cohens_kappa(votes: Votes, labels: Sequence[str]) -> list[PairKappa]:
+    """Cohen's kappa of every annotator pair (a before b in sorted order)."""
+    by_image = _labels_by_image(as_votes(votes, labels))
+    names = list(by_image.columns)
+    return [_pair_kappa(by_image, labels, a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+
+
+def _labels_by_image(frame: pd.DataFrame) -> pd.DataFrame:
+    """Images x annotators table of labels, NaN where an annotator skipped an image."""
+    return frame.pivot(index="image", columns="annotator", values="label").sort_index(axis=1)
+
+
+def _pair_kappa(by_image: pd.DataFrame, labels: Sequence[str], a: Hashable, b: Hashable) -> PairKappa:
+    both = by_image[[a, b]].dropna()
+    table = confusion_matrix(list(both[a]), list(both[b]), labels)
+    return PairKappa(a, b, int(len(both)), cohens_kappa_from_table(table))
+
+
+# --------------------------------------------------------------------------- uncertainty and tests
+
+
+def _bootstrap_means(
+    values: np.ndarray, n_resamples: int, seed: int | np.random.Generator, chunk: int = 256
+) -> np.ndarray:
+    """Means of ``n_resamples`` resamples (with replacement, same size) of ``values``.
+
+    Resampled index sets depend only on ``seed`` and the number of values, so two
+    vectors of the same length (human and model on one paired set) see the same resamples.
+    """
+    rng = np.random.default_rng(seed)
+    n = len(values)
+    means = np.empty(n_resamples)
+    for start in range(0, n_resamples, chunk):
+        stop = min(start + chunk, n_resamples)
+        idx = rng.integers(0, n, size=(stop - start, n))
+        means[start:stop] = values[idx].mean(axis=1)
+    return means
+
+
+def _percentile_interval(
+    values: np.ndarray, n_resamples: int, confidence: float, seed: int | np.random.Generator
+) -> tuple[float, float]:
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be positive, got {n_resamples}")
+    if len(values) == 0:
+        return float("nan"), float("nan")
+    means = _bootstrap_means(values, n_resamples, seed)
+    tail = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(means, [tail, 1.0 - tail])
+    return float(lo), float(hi)
+
+
+def bootstrap_ci(
+    correct: Sequence[bool] | np.ndarray,
+    n_resamples: int = DEFAULT_N_RESAMPLES,
+    confidence: float = DEFAULT_CONFIDENCE,
+    seed: int | np.random.Generator = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of an accuracy, resampling images with replacement.
+
+    2000 resamples put the 2.5 % and 97.5 % quantiles within about 0.3 points of their
+    limit for a few hundred images while taking milliseconds. (NaN, NaN) for no images.
+    """
+    return _percentile_interval(np.asarray(correct, dtype=float), n_resamples, confidence, seed)
+
+
+def paired_bootstrap_ci(
+    correct_a: Sequence[bool] | np.ndarray,
+    correct_b: Sequence[bool] | np.ndarray,
+    n_resamples: int = DEFAULT_N_RESAMPLES,
+    confidence: float = DEFAULT_CONFIDENCE,
+    seed: int | np.random.Generator = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of accuracy(a) - accuracy(b) on the same images.
+
+    Both are resampled together, image by image, which keeps the pairing: the interval
+    is narrower than one read off two separate intervals when a and b err on the same images.
+    """
+    a = np.asarray(correct_a, dtype=float)
+    b = np.asarray(correct_b, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"paired correctness vectors differ in length: {len(a)} vs {len(b)}")
+    return _percentile_interval(a - b, n_resamples, confidence, seed)
+
+
+@dataclass(frozen=True)
+class McNemar:
+    """Exact McNemar test: ``only_a`` images a got right and b wrong, ``only_b`` the reverse."""
+
+    only_a: int
+    only_b: int
+    p_value: float
+
+
+def mcnemar_exact(correct_a: Sequence[bool] | np.ndarray, correct_b: Sequence[bool] | np.ndarray) -> McNemar:
+    """Exact (binomial) McNemar test of equal accuracy on paired images.
+
+    Under the null hypothesis each discordant image is equally likely to favour a or
+    b, so only_a ~ Binomial(only_a + only_b, 1/2); two-sided. p = 1 with no discordant image.
+    """
+    a = np.asarray(correct_a, dtype=bool)
+    b = np.asarray(correct_b, dtype=bool)
+    if a.shape != b.shape:
+        raise ValueError(f"paired correctness vectors differ in length: {len(a)} vs {len(b)}")
+    only_a = int((a & ~b).sum())
+    only_b = int((~a & b).sum())
+    if only_a + only_b == 0:
+        return McNemar(0, 0, 1.0)
+    return McNemar(only_a, only_b, float(binomtest(only_a, only_a + only_b, 0.5).pvalue))

@@ -1,0 +1,114 @@
+"""Self-describing checkpoints: scoring needs nothing but the file.
+
+A checkpoint is a plain dict of tensors, numbers and strings, loaded with
+``torch.load(weights_only=True)`` so a file can never run code. It records the model
+name and arguments, label set and classes, preprocessing with pixel statistics, the
+training configuration, the data file and its sha256, metrics and library versions.
+"""
+from __future__ import annotations
+
+import pickle
+import platform
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .models import UnknownModelError, create_model
+from .preprocess import Preprocessor
+
+FORMAT = "ferml-checkpoint"
+FORMAT_VERSION = 1
+PREFIXES = ("module.", "_orig_mod.")
+
+
+class CheckpointError(ValueError):
+    """A file that is not a usable checkpoint; the message names the file."""
+
+
+def library_versions() -> dict:
+    import ferml
+
+    return {"ferml": ferml.__version__, "torch": str(torch.__version__), "numpy": str(np.__version__),
+            "python": platform.python_version()}
+
+
+def strip_prefixes(state: dict) -> dict:
+    out = {}
+    for key, value in state.items():
+        for prefix in PREFIXES:
+            while key.startswith(prefix):
+                key = key[len(prefix):]
+        out[key] = value
+    return out
+
+
+def make_checkpoint(model, model_args: dict, label_set: str, classes: list[str],
+                    preprocessor: Preprocessor, train_config: dict | None = None,
+                    data: dict | None = None, metrics: dict | None = None, half: bool = False) -> dict:
+    state = strip_prefixes(model.state_dict())
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    return {
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "model": dict(model_args),
+        "labels": {"set": label_set, "classes": list(classes)},
+        "preprocess": preprocessor.to_dict(),
+        "train": dict(train_config or {}),
+        "data": dict(data or {}),
+        "metrics": dict(metrics or {}),
+        "versions": library_versions(),
+        "state_dict": {k: v.detach().cpu() for k, v in state.items()},
+    }
+
+
+def save_checkpoint(checkpoint: dict, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(checkpoint, tmp)
+    tmp.replace(path)  # never leave a half-written checkpoint behind
+    return path
+
+
+def read_checkpoint(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, TypeError,
+            AttributeError, ImportError, KeyError, IndexError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not a ferml checkpoint (refused to load: {first[:200]})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a ferml checkpoint (no '{FORMAT}' marker)")
+    for key in ("model", "labels", "preprocess", "state_dict"):
+        if key not in data:
+            raise CheckpointError(f"{path}: damaged ferml checkpoint, '{key}' is missing")
+    return data
+
+
+def build_model(checkpoint: dict, path="checkpoint"):
+    """Rebuild the architecture from the checkpoint's own arguments and load its weights."""
+    args = checkpoint["model"]
+    try:
+        model = create_model(args["name"], num_classes=int(args["num_classes"]),
+                             in_channels=int(args["in_channels"]), dropout=args.get("dropout"))
+    except (UnknownModelError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{path}: cannot rebuild its model ({exc})") from None
+    state = {k: v.float() if v.is_floating_point() else v for k, v in strip_prefixes(checkpoint["state_dict"]).items()}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        detail = " ".join(str(exc).split())[:300]
+        raise CheckpointError(f"{path}: weights do not match architecture {args['name']}: {detail}") from None
+    return model
+
+
+def load_model(path):
+    """(model in eval mode, preprocessor, checkpoint dict) from a checkpoint file."""
+    checkpoint = read_checkpoint(path)
+    model = build_model(checkpoint, path).eval()
+    return model, Preprocessor.from_dict(checkpoint["preprocess"]), checkpoint

@@ -1,0 +1,98 @@
+"""Find a trained model by name or file and run it on images in batches."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import load_model
+from .data import to_model_array
+from .labels import binning_matrix, check_label_set
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+class ModelNotFoundError(FileNotFoundError):
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def train_command(name: str) -> str:
+    return (f"python -m ferml train --model {name} --data ../shared/data/fer2013/fer2013.csv.gz "
+            f"--out $FERML_MODEL_DIR/{name}.pt")
+
+
+def shipped_models() -> list[str]:
+    """Names of the models whose weights ship with the package or lie in $FERML_MODEL_DIR."""
+    names = {p.stem for p in WEIGHTS_DIR.glob("*.pt")}
+    model_dir = os.environ.get("FERML_MODEL_DIR")
+    if model_dir and Path(model_dir).is_dir():
+        names |= {p.stem for p in Path(model_dir).glob("*.pt")}
+    return sorted(names)
+
+
+def resolve_model(name_or_path) -> Path:
+    """A checkpoint file path: the path itself, else NAME.pt in $FERML_MODEL_DIR, else shipped."""
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".pt" or candidate.exists():
+        if candidate.is_file():
+            return candidate
+        raise ModelNotFoundError(f"{candidate}: no such checkpoint file")
+    places = []
+    model_dir = os.environ.get("FERML_MODEL_DIR")
+    if model_dir:
+        places.append(Path(model_dir) / f"{name_or_path}.pt")
+    places.append(WEIGHTS_DIR / f"{name_or_path}.pt")
+    for place in places:
+        if place.is_file():
+            return place
+    where = " or ".join(str(p.parent) for p in places)
+    raise ModelNotFoundError(
+        f"no trained weights for model {name_or_path!r} (looked in {where}). Train them with:\n"
+        f"  {train_command(name_or_path)}"
+    )
+
+
+class Predictor:
+    """A loaded checkpoint that classifies images, binning retroactively when asked."""
+
+    def __init__(self, path, device: str = "cpu", batch_size: int = 256):
+        self.path = Path(path)
+        self.model, self.preprocessor, self.checkpoint = load_model(self.path)
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        self.batch_size = batch_size
+        self.name = self.checkpoint["model"].get("display_name") or self.path.stem
+        self.classes: list[str] = list(self.checkpoint["labels"]["classes"])
+        self.label_set: str = self.checkpoint["labels"]["set"]
+        self.input_size = self.preprocessor.input_size
+        self.channels = self.preprocessor.channels
+
+    @classmethod
+    def from_name(cls, name_or_path, **kwargs) -> "Predictor":
+        return cls(resolve_model(name_or_path), **kwargs)
+
+    def prepare_images(self, images) -> np.ndarray:
+        """uint8 (N, C, S, S) from a list of (H, W) / (H, W, 3) uint8 arrays."""
+        return np.stack([to_model_array(np.asarray(img), self.input_size, self.channels) for img in images])
+
+    @torch.no_grad()
+    def predict_proba_arrays(self, batch: np.ndarray, label_set: str | None = None) -> np.ndarray:
+        """Softmax over the model's classes, or summed into the bins of ``label_set``."""
+        out = []
+        for start in range(0, len(batch), self.batch_size):
+            x = self.preprocessor(torch.from_numpy(batch[start:start + self.batch_size])).to(self.device)
+            out.append(torch.softmax(self.model(x).float(), 1).cpu().numpy())
+        probs = np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
+        if label_set is None or label_set == self.label_set:
+            return probs
+        return probs @ binning_matrix(self.classes, label_set)
+
+    def predict_proba(self, images, label_set: str | None = None) -> np.ndarray:
+        return self.predict_proba_arrays(self.prepare_images(images), label_set)
+
+    def predict(self, images, label_set: str | None = None) -> list[str]:
+        classes = check_label_set(label_set) if label_set else self.classes
+        return [classes[i] for i in self.predict_proba(images, label_set).argmax(1)]

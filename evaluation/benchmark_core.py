@@ -5,6 +5,7 @@ None so the dict dumps as strict JSON). The Django service gathers the votes and
 the models; the ``benchmark`` command and the staff page print or render this dict
 (``evaluation.report``).
 """
+
 from __future__ import annotations
 
 import math
@@ -57,21 +58,26 @@ def build_benchmark_result(
         except ValueError as err:
             raise ValueError(f"model {name!r}: {err}") from None
         test = metrics.mcnemar_exact(human.correct, score.correct)
-        models.append({
-            "name": name,
-            "n_images": score.n_images,
-            "n_correct": score.n_correct,
-            "accuracy": _number(score.accuracy),
-            "ci95": interval(score.correct),
-            "mcnemar_p": test.p_value,
-            "mcnemar_only_human": test.only_a,
-            "mcnemar_only_model": test.only_b,
-            "diff_vs_human": _number(score.accuracy - human.accuracy),
-            "diff_vs_human_ci95": _numbers(metrics.paired_bootstrap_ci(
-                score.correct, human.correct, n_resamples, confidence, seed)),
-            "confusion": _numbers(score.confusion),
-            "confusion_counts": score.confusion_counts.tolist(),
-        })
+        models.append(
+            {
+                "name": name,
+                "n_images": score.n_images,
+                "n_correct": score.n_correct,
+                "accuracy": _number(score.accuracy),
+                "ci95": interval(score.correct),
+                "mcnemar_p": test.p_value,
+                "mcnemar_only_human": test.only_a,
+                "mcnemar_only_model": test.only_b,
+                "diff_vs_human": _number(score.accuracy - human.accuracy),
+                "diff_vs_human_ci95": _numbers(
+                    metrics.paired_bootstrap_ci(
+                        score.correct, human.correct, n_resamples, confidence, seed
+                    )
+                ),
+                "confusion": _numbers(score.confusion),
+                "confusion_counts": score.confusion_counts.tolist(),
+            }
+        )
 
     thesis_form = metrics.agreement_accuracy(frame, labels)
     loo = metrics.loo_agreement(frame, labels)

@@ -2,12 +2,13 @@
 
 FER+ (``fer2013new.csv``) gives, per FER2013 row, how many of 10 crowd taggers chose
 each emotion. The demo study and the benchmark tests need those votes as individual
-annotators' votes: each image's counts are expanded into labels, binned (SPEC, thesis
-Table 7), "unknown" and "not a face" votes are dropped, and the rest are shuffled and
-handed to annotators a01, a02, ... in that order. The shuffle is seeded per image from
+annotators' votes: each image's 10 votes are expanded, shuffled and handed to annotators
+a01..a10 in that order, then binned (SPEC, thesis Table 7); "unknown" and "not a face"
+votes are dropped, so an annotator occasionally has no vote on an image. The shuffle is seeded per image from
 ``(seed, row)``, so a row gets the same votes whether it is read from the full file or
 from a sample of it, and no annotator inherits the column order of the file.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
@@ -16,7 +17,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-FERPLUS_EMOTIONS = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt"]
+FERPLUS_EMOTIONS = [
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+]
 FERPLUS_DROPPED = ["unknown", "NF"]  # not an expression: no vote
 
 FERPLUS_LABEL_SETS: dict[str, list[str]] = {
@@ -26,9 +36,14 @@ FERPLUS_LABEL_SETS: dict[str, list[str]] = {
 
 _BIN_OF_EMOTION: dict[str, dict[str, str]] = {
     "bin3": {
-        "neutral": "neutral", "surprise": "neutral", "happiness": "positive",
-        "sadness": "negative", "anger": "negative", "disgust": "negative",
-        "fear": "negative", "contempt": "negative",
+        "neutral": "neutral",
+        "surprise": "neutral",
+        "happiness": "positive",
+        "sadness": "negative",
+        "anger": "negative",
+        "disgust": "negative",
+        "fear": "negative",
+        "contempt": "negative",
     },
     "pos2": {e: ("positive" if e == "happiness" else "non-positive") for e in FERPLUS_EMOTIONS},
 }
@@ -82,12 +97,14 @@ def ferplus_votes(
         wanted = [usage] if isinstance(usage, str) else list(usage)
         frame = frame[frame["Usage"].isin(wanted)]
     name_of = image_key if callable(image_key) else (lambda row: image_key.format(row=row))
-    binned = np.array([bins[e] for e in FERPLUS_EMOTIONS], dtype=object)
-    counts = frame[FERPLUS_EMOTIONS].to_numpy(dtype=np.int64)
+    # unknown and not-a-face become None: they are shuffled with the real votes and only
+    # then dropped, so every annotator misses some images, not just the last ones
+    binned = np.array([bins[e] for e in FERPLUS_EMOTIONS] + [None] * len(FERPLUS_DROPPED), dtype=object)
+    counts = frame[FERPLUS_EMOTIONS + FERPLUS_DROPPED].to_numpy(dtype=np.int64)
     records = []
     for row, row_counts in zip(frame["row"].to_numpy(), counts):
         labels = np.repeat(binned, row_counts)
         labels = np.random.default_rng([seed, int(row)]).permutation(labels)
         image = name_of(int(row))
-        records.extend((image, f"a{i + 1:02d}", label) for i, label in enumerate(labels))
+        records.extend((image, f"a{i + 1:02d}", label) for i, label in enumerate(labels) if label is not None)
     return pd.DataFrame.from_records(records, columns=["image", "annotator", "label"])

@@ -1,4 +1,4 @@
-"""Agreement and held-out benchmark metrics (thesis 7.2 and 9.6, SPEC "Human benchmark definitions").
+"""Agreement and held-out benchmark metrics (thesis 7.2, 9.6; SPEC "Human benchmark definitions").
 
 Pure functions, no Django: services query the ORM, build the votes and call these.
 
@@ -11,6 +11,7 @@ Images and annotators are sorted, so every result is independent of the vote ord
 Ties are never broken: an image whose top vote count is shared has no majority and is
 left out of whatever needs a majority, and the number left out is reported beside it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping, Sequence
@@ -92,7 +93,9 @@ def _code(frame: pd.DataFrame, labels: Sequence[str]) -> _Coded:
 def vote_counts(votes: Votes, labels: Sequence[str]) -> pd.DataFrame:
     """Votes per image (rows, sorted) and label (columns, in ``labels`` order)."""
     coded = _code(as_votes(votes, labels), labels)
-    return pd.DataFrame(coded.counts, index=pd.Index(coded.images, name="image"), columns=list(labels))
+    return pd.DataFrame(
+        coded.counts, index=pd.Index(coded.images, name="image"), columns=list(labels)
+    )
 
 
 def _unique_top(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -139,7 +142,7 @@ def vote_summary(votes: Votes, labels: Sequence[str]) -> dict:
 
 @dataclass(frozen=True)
 class Agreement:
-    """``n_matching`` of ``n_compared`` votes equal their reference; ``n_excluded`` votes had none."""
+    """``n_matching`` of ``n_compared`` votes equal their reference; ``n_excluded`` had none."""
 
     n_matching: int
     n_compared: int
@@ -332,7 +335,9 @@ def score_predictions(
     )
 
 
-def confusion_matrix(reference: Sequence[str], predicted: Sequence[str], labels: Sequence[str]) -> np.ndarray:
+def confusion_matrix(
+    reference: Sequence[str], predicted: Sequence[str], labels: Sequence[str]
+) -> np.ndarray:
     """Counts: rows = reference label, columns = predicted label, both in ``labels`` order."""
     pos = {label: i for i, label in enumerate(labels)}
     counts = np.zeros((len(labels), len(labels)), dtype=np.int64)
@@ -349,7 +354,7 @@ def row_normalize(counts: np.ndarray) -> np.ndarray:
         return np.where(totals > 0, counts / totals, np.nan)
 
 
-# --------------------------------------------------------------------------- chance-corrected agreement
+# ------------------------------------------------------------------ chance-corrected agreement
 
 
 def fleiss_kappa_from_counts(counts: np.ndarray) -> float:
@@ -446,7 +451,9 @@ def pairwise_cohens_kappa(votes: Votes, labels: Sequence[str]) -> list[PairKappa
     """Cohen's kappa of every annotator pair (a before b in sorted order)."""
     by_image = _labels_by_image(as_votes(votes, labels))
     names = list(by_image.columns)
-    return [_pair_kappa(by_image, labels, a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    return [
+        _pair_kappa(by_image, labels, a, b) for i, a in enumerate(names) for b in names[i + 1 :]
+    ]
 
 
 def _labels_by_image(frame: pd.DataFrame) -> pd.DataFrame:
@@ -454,7 +461,9 @@ def _labels_by_image(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.pivot(index="image", columns="annotator", values="label").sort_index(axis=1)
 
 
-def _pair_kappa(by_image: pd.DataFrame, labels: Sequence[str], a: Hashable, b: Hashable) -> PairKappa:
+def _pair_kappa(
+    by_image: pd.DataFrame, labels: Sequence[str], a: Hashable, b: Hashable
+) -> PairKappa:
     both = by_image[[a, b]].dropna()
     table = confusion_matrix(list(both[a]), list(both[b]), labels)
     return PairKappa(a, b, int(len(both)), cohens_kappa_from_table(table))
@@ -538,7 +547,9 @@ class McNemar:
     p_value: float
 
 
-def mcnemar_exact(correct_a: Sequence[bool] | np.ndarray, correct_b: Sequence[bool] | np.ndarray) -> McNemar:
+def mcnemar_exact(
+    correct_a: Sequence[bool] | np.ndarray, correct_b: Sequence[bool] | np.ndarray
+) -> McNemar:
     """Exact (binomial) McNemar test of equal accuracy on paired images.
 
     Under the null hypothesis each discordant image is equally likely to favour a or
@@ -553,3 +564,81 @@ def mcnemar_exact(correct_a: Sequence[bool] | np.ndarray, correct_b: Sequence[bo
     if only_a + only_b == 0:
         return McNemar(0, 0, 1.0)
     return McNemar(only_a, only_b, float(binomtest(only_a, only_a + only_b, 0.5).pvalue))
+
+
+# ------------------------------------------------------------------ Dawid-Skene
+
+
+@dataclass(frozen=True)
+class DawidSkene:
+    """Labels estimated from annotator confusion matrices, beside the plain majority."""
+
+    labels: dict  # image -> label of highest posterior, unique top only
+    tied: list  # images whose top posterior is shared
+    posteriors: pd.DataFrame  # images x labels, rows sum to 1
+    priors: np.ndarray  # estimated share of each true label
+    confusions: dict  # annotator -> true x given matrix, rows sum to 1
+    n_iterations: int
+    converged: bool
+
+
+def dawid_skene(
+    votes: Votes,
+    labels: Sequence[str],
+    max_iterations: int = 100,
+    tolerance: float = 1e-6,
+    smoothing: float = 0.01,
+) -> DawidSkene:
+    """Dawid & Skene (1979) EM: each annotator has a confusion matrix, each image a hidden label.
+
+    Starts from the vote shares per image (a soft majority), so a study where everyone
+    agrees gets the majority back. ``smoothing`` is added to every count before it is
+    normalised, which keeps a label an annotator never used from getting probability
+    zero and vetoing an image. Deterministic: there is no random start.
+    """
+    coded = _code(as_votes(votes, labels), labels)
+    n_images, n_labels = coded.counts.shape
+    n_annotators = len(coded.annotators)
+    with np.errstate(invalid="ignore"):
+        posteriors = coded.counts / coded.counts.sum(axis=1, keepdims=True)
+    priors = np.full(n_labels, 1.0 / n_labels)
+    confusions = np.zeros((n_annotators, n_labels, n_labels))
+    converged = n_images == 0
+    iteration = 0
+    true_idx = np.arange(n_labels)[None, :]
+    while not converged and iteration < max_iterations:
+        iteration += 1
+        # M step: priors and confusion counts weighted by the current posteriors.
+        priors = posteriors.sum(axis=0) + smoothing
+        priors /= priors.sum()
+        confusions = np.full((n_annotators, n_labels, n_labels), smoothing)
+        np.add.at(
+            confusions,
+            (coded.annotator_idx[:, None], true_idx, coded.label_idx[:, None]),
+            posteriors[coded.image_idx],
+        )
+        confusions /= confusions.sum(axis=2, keepdims=True)
+        # E step: posterior of each true label given the image's votes.
+        log_post = np.tile(np.log(priors), (n_images, 1))
+        np.add.at(
+            log_post, coded.image_idx, np.log(confusions[coded.annotator_idx, :, coded.label_idx])
+        )
+        log_post -= log_post.max(axis=1, keepdims=True)
+        updated = np.exp(log_post)
+        updated /= updated.sum(axis=1, keepdims=True)
+        converged = bool(np.abs(updated - posteriors).max() < tolerance)
+        posteriors = updated
+    top = posteriors.max(axis=1, initial=0)
+    unique = (np.isclose(posteriors, top[:, None], rtol=0, atol=1e-12).sum(axis=1) == 1) & (top > 0)
+    best = posteriors.argmax(axis=1)
+    return DawidSkene(
+        labels={img: labels[b] for img, b, ok in zip(coded.images, best, unique) if ok},
+        tied=[img for img, ok in zip(coded.images, unique) if not ok],
+        posteriors=pd.DataFrame(
+            posteriors, index=pd.Index(coded.images, name="image"), columns=list(labels)
+        ),
+        priors=priors,
+        confusions={name: confusions[i] for i, name in enumerate(coded.annotators)},
+        n_iterations=iteration,
+        converged=converged,
+    )

@@ -1,4 +1,5 @@
 """The benchmark dict on real FER+ votes with two synthetic models, recomputed independently."""
+
 import json
 from collections import Counter
 
@@ -48,7 +49,9 @@ def result(votes):
         "plurality": plurality_of_all_votes(votes),
         "always_neutral": {image: "neutral" for image in votes["image"].unique()},
     }
-    return build_benchmark_result(votes, BIN3, model_predictions=models, testset_name="ferplus-sample", seed=3)
+    return build_benchmark_result(
+        votes, BIN3, model_predictions=models, testset_name="ferplus-sample", seed=3
+    )
 
 
 def test_result_is_strict_json_with_the_promised_keys(result):
@@ -56,7 +59,12 @@ def test_result_is_strict_json_with_the_promised_keys(result):
     assert again == result
     assert set(result) >= {"testset", "labels", "agreement", "holdout", "models"}
     assert set(result["testset"]) >= {"name", "n_images", "n_annotators", "n_votes", "n_ties"}
-    assert set(result["agreement"]) >= {"accuracy", "loo_accuracy", "fleiss_kappa", "krippendorff_alpha"}
+    assert set(result["agreement"]) >= {
+        "accuracy",
+        "loo_accuracy",
+        "fleiss_kappa",
+        "krippendorff_alpha",
+    }
     assert set(result["holdout"]) >= {"annotator", "n_images", "accuracy", "ci95", "confusion"}
     for model in result["models"]:
         assert set(model) >= {"name", "n_images", "accuracy", "ci95", "mcnemar_p", "confusion"}
@@ -69,15 +77,22 @@ def test_testset_and_agreement_figures(result, votes):
     tops = counts.to_numpy()
     n_ties = int(sum((row == row.max()).sum() > 1 for row in tops))
     assert result["testset"] == {
-        "name": "ferplus-sample", "n_images": len(counts), "n_annotators": 10,
-        "n_votes": len(votes), "n_ties": n_ties,
+        "name": "ferplus-sample",
+        "n_images": len(counts),
+        "n_annotators": 10,
+        "n_votes": len(votes),
+        "n_ties": n_ties,
     }
     decided = np.array([(row == row.max()).sum() == 1 for row in tops])
     agreement = result["agreement"]
-    assert agreement["accuracy"] == pytest.approx(tops[decided].max(axis=1).sum() / tops[decided].sum())
+    assert agreement["accuracy"] == pytest.approx(
+        tops[decided].max(axis=1).sum() / tops[decided].sum()
+    )
     assert agreement["n_votes_excluded_ties"] == tops[~decided].sum()
     assert agreement["loo_accuracy"] == pytest.approx(metrics.loo_agreement(votes, BIN3).accuracy)
-    assert agreement["fleiss_kappa"] == pytest.approx(0.592516794907, abs=1e-11)  # irrCAC, see test_ferplus
+    assert agreement["fleiss_kappa"] == pytest.approx(
+        0.592516794907, abs=1e-11
+    )  # irrCAC, see test_ferplus
     assert agreement["krippendorff_alpha"] == pytest.approx(0.598201491133, abs=1e-11)
     per_annotator = {row["annotator"]: row for row in agreement["per_annotator"]}
     assert sorted(per_annotator) == [f"a{i:02d}" for i in range(1, 11)]
@@ -88,7 +103,9 @@ def test_testset_and_agreement_figures(result, votes):
 def test_holdout_is_the_median_annotator_scored_on_the_recounted_paired_set(result, votes):
     holdout = result["holdout"]
     assert holdout["selection"] == "auto"
-    per_annotator = sorted((row["loo_accuracy"], row["annotator"]) for row in result["agreement"]["per_annotator"])
+    per_annotator = sorted(
+        (row["loo_accuracy"], row["annotator"]) for row in result["agreement"]["per_annotator"]
+    )
     assert holdout["annotator"] == per_annotator[4][1]  # lower median of 10
     reference, human = paired_set(votes, holdout["annotator"])
     assert holdout["n_images"] == len(reference)
@@ -97,8 +114,12 @@ def test_holdout_is_the_median_annotator_scored_on_the_recounted_paired_set(resu
     lo, hi = holdout["ci95"]
     assert lo < holdout["accuracy"] < hi
     counts = np.array(holdout["confusion_counts"])
-    assert counts.sum(axis=1).tolist() == [sum(r == lab for r in reference.values()) for lab in BIN3]
-    assert np.array(holdout["confusion"]) == pytest.approx(counts / counts.sum(axis=1, keepdims=True))
+    assert counts.sum(axis=1).tolist() == [
+        sum(r == lab for r in reference.values()) for lab in BIN3
+    ]
+    assert np.array(holdout["confusion"]) == pytest.approx(
+        counts / counts.sum(axis=1, keepdims=True)
+    )
 
 
 def test_models_are_scored_on_the_same_images_with_mcnemar_against_the_human(result, votes):
@@ -106,15 +127,20 @@ def test_models_are_scored_on_the_same_images_with_mcnemar_against_the_human(res
     reference, human = paired_set(votes, holdout["annotator"])
     images = sorted(reference)
     human_correct = np.array([human[img] == reference[img] for img in images])
-    predictions = {"plurality": plurality_of_all_votes(votes), "always_neutral": dict.fromkeys(images, "neutral")}
+    predictions = {
+        "plurality": plurality_of_all_votes(votes),
+        "always_neutral": dict.fromkeys(images, "neutral"),
+    }
     for model in result["models"]:
         assert model["n_images"] == holdout["n_images"] == len(images)
         correct = np.array([predictions[model["name"]][img] == reference[img] for img in images])
         assert model["n_correct"] == correct.sum()
         assert model["accuracy"] == pytest.approx(correct.mean())
         assert model["diff_vs_human"] == pytest.approx(correct.mean() - human_correct.mean())
-        table = [[int((human_correct & correct).sum()), int((human_correct & ~correct).sum())],
-                 [int((~human_correct & correct).sum()), int((~human_correct & ~correct).sum())]]
+        table = [
+            [int((human_correct & correct).sum()), int((human_correct & ~correct).sum())],
+            [int((~human_correct & correct).sum()), int((~human_correct & ~correct).sum())],
+        ]
         assert model["mcnemar_only_human"] == table[0][1]
         assert model["mcnemar_only_model"] == table[1][0]
         assert model["mcnemar_p"] == pytest.approx(mcnemar(table, exact=True).pvalue, rel=1e-12)
@@ -127,8 +153,10 @@ def test_models_are_scored_on_the_same_images_with_mcnemar_against_the_human(res
     # The plurality of all ten votes contains the others' majority almost always.
     assert plurality["accuracy"] > 0.95 and plurality["accuracy"] > holdout["accuracy"]
     assert plurality["mcnemar_p"] < 1e-6
-    # Always neutral: right exactly on the neutral reference images; every confusion row is [0, 1, 0].
-    assert neutral["accuracy"] == pytest.approx(sum(r == "neutral" for r in reference.values()) / len(images))
+    # Always neutral: right exactly on the neutral reference images; confusion rows [0, 1, 0].
+    assert neutral["accuracy"] == pytest.approx(
+        sum(r == "neutral" for r in reference.values()) / len(images)
+    )
     assert neutral["confusion"] == [[0.0, 1.0, 0.0]] * 3
     assert neutral["mcnemar_p"] < 1e-6 and neutral["diff_vs_human"] < 0
 
@@ -136,8 +164,15 @@ def test_models_are_scored_on_the_same_images_with_mcnemar_against_the_human(res
 def test_seed_makes_intervals_reproducible(votes, result):
     models = {"plurality": plurality_of_all_votes(votes)}
     first = build_benchmark_result(votes, BIN3, model_predictions=models, seed=3, n_resamples=500)
-    assert first == build_benchmark_result(votes, BIN3, model_predictions=models, seed=3, n_resamples=500)
-    assert first["bootstrap"] == {"method": "percentile", "n_resamples": 500, "confidence": 0.95, "seed": 3}
+    assert first == build_benchmark_result(
+        votes, BIN3, model_predictions=models, seed=3, n_resamples=500
+    )
+    assert first["bootstrap"] == {
+        "method": "percentile",
+        "n_resamples": 500,
+        "confidence": 0.95,
+        "seed": 3,
+    }
     assert result["bootstrap"]["n_resamples"] == 2000
 
 
@@ -164,11 +199,22 @@ def test_clear_errors(votes):
 def test_a_thesis_sized_study_by_hand():
     # 3 images, annotators h, a, b, c. Others' majority: x pos, y neg, z tie (left out).
     votes = [
-        ("x", "h", "positive"), ("x", "a", "positive"), ("x", "b", "positive"), ("x", "c", "neutral"),
-        ("y", "h", "neutral"), ("y", "a", "negative"), ("y", "b", "negative"), ("y", "c", "negative"),
-        ("z", "h", "neutral"), ("z", "a", "negative"), ("z", "b", "positive"), ("z", "c", "neutral"),
+        ("x", "h", "positive"),
+        ("x", "a", "positive"),
+        ("x", "b", "positive"),
+        ("x", "c", "neutral"),
+        ("y", "h", "neutral"),
+        ("y", "a", "negative"),
+        ("y", "b", "negative"),
+        ("y", "c", "negative"),
+        ("z", "h", "neutral"),
+        ("z", "a", "negative"),
+        ("z", "b", "positive"),
+        ("z", "c", "neutral"),
     ]
-    result = build_benchmark_result(votes, BIN3, holdout="h", model_predictions={"m": {"x": "positive", "y": "negative"}})
+    result = build_benchmark_result(
+        votes, BIN3, holdout="h", model_predictions={"m": {"x": "positive", "y": "negative"}}
+    )
     assert result["holdout"]["n_images"] == 2 and result["holdout"]["n_excluded_ties"] == 1
     assert result["holdout"]["accuracy"] == 0.5  # right on x, wrong on y
     model = result["models"][0]

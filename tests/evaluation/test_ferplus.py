@@ -4,6 +4,7 @@ The recounts below start from the raw FER+ csv (pandas sums of its columns, plai
 Python loops), not from the votes that ``ferplus_votes`` builds, so a mistake in the
 conversion or in the metrics shows up as a mismatch.
 """
+
 from collections import Counter, defaultdict
 
 import krippendorff
@@ -86,7 +87,11 @@ def recount_loo_by_annotator(votes: pd.DataFrame):
 
 def check_against_recount(votes: pd.DataFrame, counts: pd.DataFrame):
     """Every agreement figure of ``metrics`` on ``votes`` against the independent recount."""
-    assert metrics.vote_counts(votes, BIN3).sort_index().equals(counts.sort_index().astype(np.int64).rename_axis("image"))
+    assert (
+        metrics.vote_counts(votes, BIN3)
+        .sort_index()
+        .equals(counts.sort_index().astype(np.int64).rename_axis("image"))
+    )
 
     majority, tied = recount_majority(counts)
     result = metrics.majority_labels(votes, BIN3)
@@ -94,7 +99,10 @@ def check_against_recount(votes: pd.DataFrame, counts: pd.DataFrame):
     assert sorted(result.tied) == sorted(tied)
     summary = metrics.vote_summary(votes, BIN3)
     assert summary == {
-        "n_images": len(counts), "n_annotators": 10, "n_votes": int(counts.to_numpy().sum()), "n_ties": len(tied),
+        "n_images": len(counts),
+        "n_annotators": 10,
+        "n_votes": int(counts.to_numpy().sum()),
+        "n_ties": len(tied),
     }
 
     decided = counts.loc[list(majority)]
@@ -108,19 +116,28 @@ def check_against_recount(votes: pd.DataFrame, counts: pd.DataFrame):
     assert loo.accuracy < thesis.accuracy  # own vote no longer counts
 
     by_annotator = metrics.loo_agreement_by_annotator(votes, BIN3)
-    assert {k: v.accuracy for k, v in by_annotator.items()} == pytest.approx(recount_loo_by_annotator(votes))
+    assert {k: v.accuracy for k, v in by_annotator.items()} == pytest.approx(
+        recount_loo_by_annotator(votes)
+    )
 
     # Fleiss' kappa: statsmodels on the images with all 10 votes (equal raters) ...
     full = counts[counts.sum(axis=1) == 10]
     full_votes = votes[votes["image"].isin(full.index)]
-    assert metrics.fleiss_kappa(full_votes, BIN3) == pytest.approx(sm_fleiss_kappa(full.to_numpy()), abs=1e-12)
+    assert metrics.fleiss_kappa(full_votes, BIN3) == pytest.approx(
+        sm_fleiss_kappa(full.to_numpy()), abs=1e-12
+    )
 
     # ... Krippendorff's alpha: the package on the counts and on the annotator x image matrix.
     alpha = metrics.krippendorff_alpha(votes, BIN3)
     assert alpha == pytest.approx(
-        krippendorff.alpha(value_counts=counts.to_numpy(dtype=float), level_of_measurement="nominal"), abs=1e-12
+        krippendorff.alpha(
+            value_counts=counts.to_numpy(dtype=float), level_of_measurement="nominal"
+        ),
+        abs=1e-12,
     )
-    codes = votes.assign(code=votes["label"].map(BIN3.index)).pivot(index="annotator", columns="image", values="code")
+    codes = votes.assign(code=votes["label"].map(BIN3.index)).pivot(
+        index="annotator", columns="image", values="code"
+    )
     assert alpha == pytest.approx(
         krippendorff.alpha(codes.to_numpy(dtype=float), level_of_measurement="nominal"), abs=1e-12
     )
@@ -129,7 +146,9 @@ def check_against_recount(votes: pd.DataFrame, counts: pd.DataFrame):
     table = votes.pivot(index="image", columns="annotator", values="label")
     for pair in metrics.pairwise_cohens_kappa(votes, BIN3):
         both = table[[pair.a, pair.b]].dropna()
-        crosstab = pd.crosstab(both[pair.a], both[pair.b]).reindex(index=BIN3, columns=BIN3, fill_value=0)
+        crosstab = pd.crosstab(both[pair.a], both[pair.b]).reindex(
+            index=BIN3, columns=BIN3, fill_value=0
+        )
         assert pair.n_images == len(both)
         assert pair.kappa == pytest.approx(sm_cohens_kappa(crosstab.to_numpy()).kappa, abs=1e-12)
 
@@ -167,16 +186,27 @@ def check_against_recount(votes: pd.DataFrame, counts: pd.DataFrame):
 def test_votes_reproduce_the_binned_counts_without_unknown_and_not_a_face(ferplus_sample_csv):
     votes = ferplus_votes(ferplus_sample_csv)
     counts = binned_counts(ferplus_sample_csv)
-    recount = votes.groupby(["image", "label"]).size().unstack(fill_value=0).reindex(columns=BIN3, fill_value=0)
+    recount = (
+        votes.groupby(["image", "label"])
+        .size()
+        .unstack(fill_value=0)
+        .reindex(columns=BIN3, fill_value=0)
+    )
     assert recount.sort_index().to_numpy().tolist() == counts.sort_index().to_numpy().tolist()
     raw = pd.read_csv(ferplus_sample_csv)
     assert len(votes) == raw[FERPLUS_EMOTIONS].to_numpy().sum()  # unknown and NF left no vote
 
 
-def test_each_image_hands_its_votes_to_a01_onwards(ferplus_sample_csv):
+def test_each_image_hands_its_ten_votes_to_a01_a10(ferplus_sample_csv):
     votes = ferplus_votes(ferplus_sample_csv)
-    for image, group in votes.groupby("image"):
-        assert list(group["annotator"]) == [f"a{i:02d}" for i in range(1, len(group) + 1)]
+    ten = {f"a{i:02d}" for i in range(1, 11)}
+    for _, group in votes.groupby("image"):
+        assert group["annotator"].is_unique and set(group["annotator"]) <= ten
+    # unknown / not-a-face votes are shuffled in before they are dropped, so the gaps
+    # fall on every annotator rather than always on a10
+    per_annotator = votes.groupby("annotator").size()
+    assert set(per_annotator.index) == ten
+    assert per_annotator.max() - per_annotator.min() < 0.2 * per_annotator.max()
     raw = pd.read_csv(ferplus_sample_csv)
     first = raw.iloc[0]
     assert len(votes[votes["image"] == f"row-{first['row']:05d}"]) == first[FERPLUS_EMOTIONS].sum()
@@ -195,11 +225,18 @@ def test_the_shuffle_is_seeded_and_hides_the_column_order(ferplus_sample_csv):
     a01 = votes[votes["annotator"] == "a01"].set_index("image")["label"]
     mixed = [img for img in counts.index if (counts.loc[img] > 0).sum() > 1]
     first_bin = {
-        img: next(lab for col in FERPLUS_EMOTIONS if raw.loc[int(img[4:]), col] > 0
-                  for lab, cols in BIN3_COLUMNS.items() if col in cols)
+        img: next(
+            lab
+            for col in FERPLUS_EMOTIONS
+            if raw.loc[int(img[4:]), col] > 0
+            for lab, cols in BIN3_COLUMNS.items()
+            if col in cols
+        )
         for img in mixed
     }
-    assert np.mean([a01[img] == first_bin[img] for img in mixed]) < 0.8
+    labelled = [img for img in mixed if img in a01.index]  # a01 may have drawn an unknown / NF vote
+    assert len(labelled) > 0.8 * len(mixed)
+    assert np.mean([a01[img] == first_bin[img] for img in labelled]) < 0.8
 
 
 def test_usage_filter_image_key_and_label_sets(ferplus_sample_csv):
@@ -224,7 +261,10 @@ def test_usage_filter_image_key_and_label_sets(ferplus_sample_csv):
 def test_a_row_without_any_expression_vote_gives_no_image():
     columns = ["Usage", *FERPLUS_EMOTIONS, "unknown", "NF"]
     frame = pd.DataFrame(
-        [["PublicTest", 0, 0, 0, 0, 0, 0, 0, 0, 0, 10], ["PublicTest", 6, 4, 0, 0, 0, 0, 0, 0, 0, 0]],
+        [
+            ["PublicTest", 0, 0, 0, 0, 0, 0, 0, 0, 0, 10],
+            ["PublicTest", 6, 4, 0, 0, 0, 0, 0, 0, 0, 0],
+        ],
         columns=columns,
     )
     votes = ferplus_votes(frame)
@@ -234,6 +274,7 @@ def test_a_row_without_any_expression_vote_gives_no_image():
         ferplus_votes(frame.drop(columns="NF"))
 
 
+@pytest.mark.full_data
 def test_sample_rows_get_the_same_votes_as_in_the_full_file(ferplus_sample_csv, full_ferplus):
     sample = ferplus_votes(ferplus_sample_csv)
     rows = pd.read_csv(ferplus_sample_csv)["row"]
@@ -241,7 +282,11 @@ def test_sample_rows_get_the_same_votes_as_in_the_full_file(ferplus_sample_csv, 
     full.insert(0, "row", np.arange(len(full)))  # the file's line position is the FER2013 row
     full = ferplus_votes(full.iloc[rows])
     key = ["image", "annotator"]
-    assert sample.sort_values(key).reset_index(drop=True).equals(full.sort_values(key).reset_index(drop=True))
+    assert (
+        sample.sort_values(key)
+        .reset_index(drop=True)
+        .equals(full.sort_values(key).reset_index(drop=True))
+    )
 
 
 # --------------------------------------------------------------------------- metrics on real votes
@@ -264,7 +309,7 @@ def test_metrics_on_all_public_test_rows(full_ferplus):
     counts = binned_counts(full_ferplus, usage="PublicTest")
     assert len(counts) == 3579  # 3,589 PublicTest rows, 10 of them without an expression vote
     split = check_against_recount(votes, counts)
-    assert split.n_images > 3400
+    assert split.n_images > 3300  # the held-out tagger has no vote on ~4 % of images (unknown, NF)
     assert metrics.fleiss_kappa(votes, BIN3) == pytest.approx(0.618547284956, abs=1e-11)
     assert metrics.krippendorff_alpha(votes, BIN3) == pytest.approx(0.626794375263, abs=1e-11)
     # The crowd's agreement in the thesis' sense lands near the thesis' own 85 %.

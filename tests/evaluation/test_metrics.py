@@ -1,5 +1,10 @@
 """Agreement and held-out metrics: hand-worked examples, reference libraries, edge cases."""
+
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import krippendorff
 import numpy as np
@@ -11,15 +16,21 @@ from statsmodels.stats.inter_rater import cohens_kappa as sm_cohens_kappa
 from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss_kappa
 
 from evaluation import metrics
+from evaluation.ferplus import ferplus_votes
 
 NNP = ["neg", "neu", "pos"]
 
 # Three images, three annotators. i1: pos pos neg (majority pos); i2: neg pos (tie);
 # i3: neg neg neg (majority neg).
 SMALL = [
-    ("i1", "a", "pos"), ("i1", "b", "pos"), ("i1", "c", "neg"),
-    ("i2", "a", "neg"), ("i2", "b", "pos"),
-    ("i3", "a", "neg"), ("i3", "b", "neg"), ("i3", "c", "neg"),
+    ("i1", "a", "pos"),
+    ("i1", "b", "pos"),
+    ("i1", "c", "neg"),
+    ("i2", "a", "neg"),
+    ("i2", "b", "pos"),
+    ("i3", "a", "neg"),
+    ("i3", "b", "neg"),
+    ("i3", "c", "neg"),
 ]
 
 
@@ -37,7 +48,11 @@ def flips_study(n_flips: dict[str, int], n_images: int = 20) -> list[tuple]:
         start += k
     assert start <= n_images
     return [
-        (f"img{i:02d}", name, NNP[(NNP.index(truth[i]) + 1) % 3] if wrong.get(i) == name else truth[i])
+        (
+            f"img{i:02d}",
+            name,
+            NNP[(NNP.index(truth[i]) + 1) % 3] if wrong.get(i) == name else truth[i],
+        )
         for i in range(n_images)
         for name in n_flips
     ]
@@ -94,9 +109,17 @@ def test_three_way_tie_and_single_vote():
 
 def test_vote_summary_counts_images_annotators_votes_ties():
     assert metrics.vote_summary(SMALL, NNP) == {
-        "n_images": 3, "n_annotators": 3, "n_votes": 8, "n_ties": 1,
+        "n_images": 3,
+        "n_annotators": 3,
+        "n_votes": 8,
+        "n_ties": 1,
     }
-    assert metrics.vote_summary([], NNP) == {"n_images": 0, "n_annotators": 0, "n_votes": 0, "n_ties": 0}
+    assert metrics.vote_summary([], NNP) == {
+        "n_images": 0,
+        "n_annotators": 0,
+        "n_votes": 0,
+        "n_ties": 0,
+    }
 
 
 # --------------------------------------------------------------------------- agreement
@@ -127,8 +150,11 @@ def test_leave_one_out_agreement_by_hand():
 def test_leave_one_out_is_below_the_thesis_form_that_counts_own_votes():
     # Three voters, 2-1 split on every image: the thesis form is 2/3, but the
     # minority voter always misses and the two majority voters see a tie.
-    votes = [(f"i{k}", name, lab) for k in range(4)
-             for name, lab in [("a", "pos"), ("b", "pos"), ("c", "neg")]]
+    votes = [
+        (f"i{k}", name, lab)
+        for k in range(4)
+        for name, lab in [("a", "pos"), ("b", "pos"), ("c", "neg")]
+    ]
     assert metrics.agreement_accuracy(votes, NNP).accuracy == pytest.approx(2 / 3)
     loo = metrics.loo_agreement(votes, NNP)
     assert (loo.n_matching, loo.n_compared, loo.n_excluded) == (0, 4, 8)
@@ -202,17 +228,26 @@ def test_auto_holdout_skips_an_annotator_without_comparable_votes():
 
 HELD = [
     # p1: others a, b say pos; h says pos.
-    ("p1", "h", "pos"), ("p1", "a", "pos"), ("p1", "b", "pos"),
+    ("p1", "h", "pos"),
+    ("p1", "a", "pos"),
+    ("p1", "b", "pos"),
     # p2: others tie neg/pos -> left out.
-    ("p2", "h", "neg"), ("p2", "a", "neg"), ("p2", "b", "pos"),
+    ("p2", "h", "neg"),
+    ("p2", "a", "neg"),
+    ("p2", "b", "pos"),
     # p3: others neu, neu, neg -> neu; h says neg.
-    ("p3", "h", "neg"), ("p3", "a", "neu"), ("p3", "b", "neu"), ("p3", "c", "neg"),
+    ("p3", "h", "neg"),
+    ("p3", "a", "neu"),
+    ("p3", "b", "neu"),
+    ("p3", "c", "neg"),
     # p4: only h -> no reference, left out.
     ("p4", "h", "pos"),
     # p5: h did not label it -> not in the set at all.
-    ("p5", "a", "neg"), ("p5", "b", "neg"),
+    ("p5", "a", "neg"),
+    ("p5", "b", "neg"),
     # p6: others neg; h neg.
-    ("p6", "h", "neg"), ("p6", "c", "neg"),
+    ("p6", "h", "neg"),
+    ("p6", "c", "neg"),
 ]
 
 
@@ -239,7 +274,9 @@ def test_holdout_accuracy_equals_that_annotators_leave_one_out_agreement():
     by_annotator = metrics.loo_agreement_by_annotator(votes, NNP)
     for name, agreement in by_annotator.items():
         split = metrics.holdout_split(votes, NNP, name)
-        assert split.score(split.human_predictions).accuracy == pytest.approx(agreement.accuracy, nan_ok=True)
+        assert split.score(split.human_predictions).accuracy == pytest.approx(
+            agreement.accuracy, nan_ok=True
+        )
         assert split.n_images == agreement.n_compared
 
 
@@ -286,14 +323,22 @@ def random_counts(rng, n_subjects, n_raters, n_categories, skew=(0.6, 0.3, 0.1))
 @pytest.mark.parametrize("seed", range(5))
 def test_fleiss_kappa_equals_statsmodels_with_equal_raters(seed):
     counts = random_counts(np.random.default_rng(seed), 60, 7, 3)
-    assert metrics.fleiss_kappa_from_counts(counts) == pytest.approx(sm_fleiss_kappa(counts), abs=1e-12)
+    assert metrics.fleiss_kappa_from_counts(counts) == pytest.approx(
+        sm_fleiss_kappa(counts), abs=1e-12
+    )
 
 
 def test_fleiss_kappa_of_votes_equals_statsmodels_fleiss_1971_table():
     # Fleiss (1971) style check on votes: 4 raters, 3 images.
-    votes = [(img, f"r{k}", lab) for img, labs in
-             [("a", ["neg", "neg", "neg", "pos"]), ("b", ["neu", "neu", "pos", "pos"]), ("c", ["pos"] * 4)]
-             for k, lab in enumerate(labs)]
+    votes = [
+        (img, f"r{k}", lab)
+        for img, labs in [
+            ("a", ["neg", "neg", "neg", "pos"]),
+            ("b", ["neu", "neu", "pos", "pos"]),
+            ("c", ["pos"] * 4),
+        ]
+        for k, lab in enumerate(labs)
+    ]
     table = np.array([[3, 0, 1], [0, 2, 2], [0, 0, 4]])
     assert metrics.fleiss_kappa(votes, NNP) == pytest.approx(sm_fleiss_kappa(table), abs=1e-12)
 
@@ -321,8 +366,12 @@ def test_fleiss_kappa_with_varying_raters_by_hand():
 def test_fleiss_kappa_ignores_empty_subjects_and_is_nan_when_undefined():
     counts = np.array([[3, 1, 0], [0, 0, 2], [0, 0, 0]])
     assert metrics.fleiss_kappa_from_counts(counts) == metrics.fleiss_kappa_from_counts(counts[:2])
-    assert math.isnan(metrics.fleiss_kappa_from_counts(np.array([[4, 0], [3, 0]])))  # one category only
-    assert math.isnan(metrics.fleiss_kappa_from_counts(np.array([[1, 0], [0, 1]])))  # nobody rated twice
+    assert math.isnan(
+        metrics.fleiss_kappa_from_counts(np.array([[4, 0], [3, 0]]))
+    )  # one category only
+    assert math.isnan(
+        metrics.fleiss_kappa_from_counts(np.array([[1, 0], [0, 1]]))
+    )  # nobody rated twice
 
 
 def test_fleiss_kappa_perfect_and_systematic_disagreement():
@@ -338,7 +387,9 @@ def reliability_matrix(votes, labels):
     """annotators x images matrix of label codes, NaN for a missing vote (krippendorff's input)."""
     frame = metrics.as_votes(votes, labels)
     table = frame.pivot(index="annotator", columns="image", values="label")
-    return table.apply(lambda col: col.map({lab: i for i, lab in enumerate(labels)})).to_numpy(dtype=float)
+    return table.apply(lambda col: col.map({lab: i for i, lab in enumerate(labels)})).to_numpy(
+        dtype=float
+    )
 
 
 def test_krippendorff_alpha_by_hand():
@@ -349,7 +400,9 @@ def test_krippendorff_alpha_by_hand():
     counts = np.array([[2, 0], [1, 1], [0, 3]])
     assert metrics.krippendorff_alpha_from_counts(counts) == pytest.approx(0.5)
     value_counts = counts.astype(float)
-    assert krippendorff.alpha(value_counts=value_counts, level_of_measurement="nominal") == pytest.approx(0.5)
+    assert krippendorff.alpha(
+        value_counts=value_counts, level_of_measurement="nominal"
+    ) == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -382,8 +435,14 @@ def test_cohens_kappa_by_hand_on_images_both_labelled():
     # i1 neg/neg, i2 neg/pos, i3 pos/pos, i4 pos/pos -> [[1, 1], [0, 2]]
     # p_o = 3/4; p_e = (2*1 + 2*3)/16 = 1/2; kappa = (3/4 - 1/2)/(1/2) = 1/2
     votes = [
-        ("i1", "a", "neg"), ("i1", "b", "neg"), ("i2", "a", "neg"), ("i2", "b", "pos"),
-        ("i3", "a", "pos"), ("i3", "b", "pos"), ("i4", "a", "pos"), ("i4", "b", "pos"),
+        ("i1", "a", "neg"),
+        ("i1", "b", "neg"),
+        ("i2", "a", "neg"),
+        ("i2", "b", "pos"),
+        ("i3", "a", "pos"),
+        ("i3", "b", "pos"),
+        ("i4", "a", "pos"),
+        ("i4", "b", "pos"),
         ("i5", "a", "neg"),
     ]
     result = metrics.cohens_kappa(votes, ["neg", "pos"], "a", "b")
@@ -395,13 +454,20 @@ def test_cohens_kappa_by_hand_on_images_both_labelled():
 @pytest.mark.parametrize("seed", range(5))
 def test_cohens_kappa_equals_statsmodels(seed):
     table = np.random.default_rng(seed).integers(0, 15, size=(3, 3)) + np.diag([10, 10, 10])
-    assert metrics.cohens_kappa_from_table(table) == pytest.approx(sm_cohens_kappa(table).kappa, abs=1e-12)
+    assert metrics.cohens_kappa_from_table(table) == pytest.approx(
+        sm_cohens_kappa(table).kappa, abs=1e-12
+    )
 
 
 def test_pairwise_cohens_kappa_covers_every_pair_once():
     pairs = metrics.pairwise_cohens_kappa(HELD, NNP)
     assert [(p.a, p.b) for p in pairs] == [
-        ("a", "b"), ("a", "c"), ("a", "h"), ("b", "c"), ("b", "h"), ("c", "h"),
+        ("a", "b"),
+        ("a", "c"),
+        ("a", "h"),
+        ("b", "c"),
+        ("b", "h"),
+        ("c", "h"),
     ]
     by_pair = {(p.a, p.b): p for p in pairs}
     assert by_pair[("a", "c")].n_images == 1  # only p3
@@ -426,7 +492,9 @@ def test_bootstrap_ci_is_seeded_and_brackets_the_accuracy():
     assert lo < 0.8 < hi
     # Few resamples of many images: the interpolated quantiles show the draws differ.
     many = np.random.default_rng(0).random(1000) < 0.8
-    assert metrics.bootstrap_ci(many, n_resamples=30, seed=1) != metrics.bootstrap_ci(many, n_resamples=30, seed=2)
+    assert metrics.bootstrap_ci(many, n_resamples=30, seed=1) != metrics.bootstrap_ci(
+        many, n_resamples=30, seed=2
+    )
 
 
 def test_bootstrap_ci_matches_the_binomial_quantiles():
@@ -508,3 +576,82 @@ def test_mcnemar_without_discordant_images_is_one():
     assert metrics.mcnemar_exact([], []).p_value == 1.0
     with pytest.raises(ValueError, match="differ in length"):
         metrics.mcnemar_exact([True], [True, False])
+
+
+# --------------------------------------------------------------------------- Dawid-Skene
+
+
+def biased_crowd(seed: int = 0, n_images: int = 400):
+    """Three good annotators (about 90 % right, errors spread) and four poor ones that
+    are right 35 % of the time and otherwise say "neg": a crowd whose majority is
+    dragged towards "neg", which per-annotator confusion matrices can undo."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, 3, n_images)
+    votes = []
+    for i, t in enumerate(truth):
+        for name, accuracy in [("g1", 0.9), ("g2", 0.9), ("g3", 0.85)]:
+            label = t if rng.random() < accuracy else rng.choice([x for x in range(3) if x != t])
+            votes.append((f"i{i:03d}", name, NNP[label]))
+        for name in ["p1", "p2", "p3", "p4"]:
+            label = t if rng.random() < 0.35 else 0
+            votes.append((f"i{i:03d}", name, NNP[label]))
+    return votes, {f"i{i:03d}": NNP[t] for i, t in enumerate(truth)}
+
+
+def test_dawid_skene_undoes_a_biased_crowd_that_fools_the_majority():
+    votes, truth = biased_crowd()
+    ds = metrics.dawid_skene(votes, NNP)
+    majority = metrics.majority_labels(votes, NNP)
+    ds_accuracy = np.mean([ds.labels.get(img) == lab for img, lab in truth.items()])
+    majority_accuracy = np.mean([majority.labels.get(img) == lab for img, lab in truth.items()])
+    assert ds.converged
+    assert ds_accuracy > 0.97
+    assert ds_accuracy > majority_accuracy + 0.1
+    # A poor annotator's estimated confusion (rows: true label): neg always "neg";
+    # neu and pos right 35 % of the time, otherwise "neg".
+    assert ds.confusions["p1"] == pytest.approx(
+        np.array([[1.0, 0.0, 0.0], [0.65, 0.35, 0.0], [0.65, 0.0, 0.35]]), abs=0.08
+    )
+    assert np.diag(ds.confusions["g1"]).min() > 0.8
+    assert ds.posteriors.sum(axis=1).to_numpy() == pytest.approx(1.0)
+    assert ds.priors == pytest.approx([1 / 3] * 3, abs=0.06)
+
+
+def test_dawid_skene_returns_the_majority_when_everyone_agrees():
+    votes = [(f"i{k}", name, NNP[k % 3]) for k in range(9) for name in "abc"]
+    ds = metrics.dawid_skene(votes, NNP)
+    assert ds.labels == metrics.majority_labels(votes, NNP).labels
+    assert ds.tied == []
+
+
+def test_dawid_skene_on_no_votes():
+    ds = metrics.dawid_skene([], NNP)
+    assert ds.labels == {} and ds.tied == [] and ds.converged
+
+
+def test_dawid_skene_mostly_agrees_with_the_majority_on_real_votes(ferplus_sample_csv):
+    votes = ferplus_votes(ferplus_sample_csv)
+    labels = ["negative", "neutral", "positive"]
+    ds = metrics.dawid_skene(votes, labels)
+    majority = metrics.majority_labels(votes, labels)
+    assert ds.converged
+    assert np.mean([ds.labels.get(img) == lab for img, lab in majority.labels.items()]) > 0.95
+    assert set(ds.labels) | set(ds.tied) == set(majority.labels) | set(majority.tied)
+
+
+def test_the_metrics_core_imports_neither_django_nor_torch():
+    # Services and the command wrap these modules; they must stay usable without either.
+    code = (
+        "import sys; import evaluation.metrics, evaluation.ferplus, evaluation.benchmark_core, "
+        "evaluation.report; print(sorted({'django', 'torch'} & set(sys.modules)))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(metrics.__file__).resolve().parents[1],
+        check=True,
+    )
+    assert done.stdout.strip() == "[]"

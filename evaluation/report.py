@@ -1,0 +1,415 @@
+"""The benchmark dict (``build_benchmark_result``) as a terminal table or one HTML page.
+
+Pure functions of the dict, so the ``benchmark`` command, the staff page and a saved
+JSON file all render the same report. Keys beyond the promised schema are optional
+here: a dict that has only the promised keys still renders. Figures are drawn on
+``matplotlib.figure.Figure`` objects (Agg, no pyplot state), which is safe inside a
+web server, and embedded as base64 PNG so the page is a single file.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+HUMAN_COLOR = "#d9822b"
+MODEL_COLOR = "#4a78b5"
+OTHER_COLOR = "#9aa5b1"
+
+
+# --------------------------------------------------------------------------- formatting helpers
+
+
+def _pct(x: float | None, digits: int = 1) -> str:
+    return "n/a" if x is None else f"{100 * x:.{digits}f} %"
+
+
+def _num(x: float | None, digits: int = 3) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def _ci(ci: Sequence[float | None] | None) -> str:
+    if not ci or ci[0] is None or ci[1] is None:
+        return "n/a"
+    return f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+
+
+def _p(p: float | None) -> str:
+    if p is None:
+        return "n/a"
+    return f"{p:.3g}" if p >= 1e-4 else f"{p:.1e}"
+
+
+def _signed_points(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:+.1f}"
+
+
+def _size_line(testset: dict, labels: Sequence[str]) -> str:
+    return (
+        f"{testset['n_images']} images, {testset['n_annotators']} annotators, "
+        f"{testset['n_votes']} votes; {testset['n_ties']} images tied (no majority). "
+        f"Labels: {', '.join(labels)}."
+    )
+
+
+def _bootstrap_note(bootstrap: dict) -> str:
+    return (
+        f"{bootstrap['method']} bootstrap over images, {bootstrap['n_resamples']} resamples, "
+        f"seed {bootstrap['seed']}"
+    )
+
+
+def _human_name(result: dict) -> str:
+    return f"human ({result['holdout']['annotator']})"
+
+
+def _rows(result: dict) -> list[dict]:
+    """The held-out human first, then each model, in the same shape."""
+    holdout = result["holdout"]
+    human = {"name": _human_name(result), **holdout, "is_human": True}
+    return [human] + [{**m, "is_human": False} for m in result.get("models", [])]
+
+
+def _table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[bool]
+) -> list[str]:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells):
+        return "  ".join(
+            str(c).rjust(w) if r else str(c).ljust(w) for c, w, r in zip(cells, widths, right)
+        ).rstrip()
+
+    return [
+        "  " + line(header),
+        "  " + line(["-" * w for w in widths]),
+        *("  " + line(r) for r in rows),
+    ]
+
+
+def _confusion_lines(labels: list[str], confusion, counts) -> list[str]:
+    header = ["reference \\ predicted", *labels, "n"]
+    rows = []
+    for i, label in enumerate(labels):
+        row_counts = counts[i] if counts is not None else None
+        n = str(sum(row_counts)) if row_counts is not None else ""
+        rows.append([label, *("n/a" if v is None else f"{100 * v:.1f}" for v in confusion[i]), n])
+    return _table(header, rows, [False] + [True] * (len(labels) + 1))
+
+
+# --------------------------------------------------------------------------- terminal
+
+
+def format_report_text(result: dict) -> str:
+    """A plain-text report: agreement, the human and each model with intervals and
+    McNemar p-values, confusion matrices (row %, rows = reference) and per-annotator agreement."""
+    testset, agreement, holdout = result["testset"], result["agreement"], result["holdout"]
+    labels = result["labels"]
+    out = [
+        f"Human vs model benchmark: {testset.get('name') or 'test set'}",
+        _size_line(testset, labels),
+        "",
+        "Agreement over all annotators",
+        *_table(
+            ["measure", "value"],
+            [
+                ["agreement accuracy (own vote counted, thesis 7.2)", _pct(agreement["accuracy"])],
+                ["leave-one-out agreement", _pct(agreement["loo_accuracy"])],
+                ["Fleiss' kappa", _num(agreement["fleiss_kappa"])],
+                ["Krippendorff's alpha (nominal)", _num(agreement["krippendorff_alpha"])],
+            ],
+            [False, True],
+        ),
+        "",
+    ]
+    how = "auto: median leave-one-out agreement" if holdout.get("selection") == "auto" else "chosen"
+    left_out = []
+    if "n_excluded_ties" in holdout:
+        left_out.append(f"{holdout['n_excluded_ties']} left out where the others tie")
+    if holdout.get("n_excluded_no_reference"):
+        left_out.append(f"{holdout['n_excluded_no_reference']} labelled by nobody else")
+    out += [
+        f"Held-out annotator {holdout['annotator']} ({how}); reference = majority of the others",
+        f"{holdout['n_images']} paired images" + (f" ({'; '.join(left_out)})" if left_out else ""),
+    ]
+    rows = []
+    for row in _rows(result):
+        rows.append(
+            [
+                row["name"],
+                str(row["n_images"]),
+                _pct(row["accuracy"]),
+                _ci(row.get("ci95")),
+                "" if row["is_human"] else _signed_points(row.get("diff_vs_human")),
+                "" if row["is_human"] else _p(row.get("mcnemar_p")),
+            ]
+        )
+    out += _table(
+        ["who", "images", "accuracy", "95 % CI", "vs human (points)", "McNemar p"],
+        rows,
+        [False, True, True, True, True, True],
+    )
+    bootstrap = result.get("bootstrap")
+    if bootstrap:
+        out.append(
+            f"CI: {_bootstrap_note(bootstrap)}; McNemar: exact, two-sided, human vs each model."
+        )
+    for row in _rows(result):
+        if row.get("confusion") is None:
+            continue
+        out += ["", f"Confusion of {row['name']} (row %; rows: reference, columns: prediction)"]
+        out += _confusion_lines(labels, row["confusion"], row.get("confusion_counts"))
+    per_annotator = agreement.get("per_annotator")
+    if per_annotator:
+        out += ["", "Leave-one-out agreement per annotator"]
+        out += _table(
+            ["annotator", "agreement", "compared", "votes", "note"],
+            [
+                [
+                    a["annotator"],
+                    _pct(a["loo_accuracy"]),
+                    str(a["n_compared"]),
+                    str(a["n_votes"]),
+                    "held out" if a["annotator"] == holdout["annotator"] else "",
+                ]
+                for a in per_annotator
+            ],
+            [False, True, True, True, False],
+        )
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def figure_to_data_uri(figure: Figure) -> str:
+    """PNG of ``figure`` as a ``data:`` URI, so the page needs no image files."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def accuracy_figure(result: dict) -> Figure:
+    """Accuracy of the human and each model with 95 % CI error bars."""
+    rows = _rows(result)
+    names = [r["name"] for r in rows]
+    acc = np.array([np.nan if r["accuracy"] is None else 100 * r["accuracy"] for r in rows])
+    lower, upper = [], []
+    for r, a in zip(rows, acc):
+        ci = r.get("ci95")
+        ok = ci and ci[0] is not None and ci[1] is not None
+        lower.append(a - 100 * ci[0] if ok else 0.0)
+        upper.append(100 * ci[1] - a if ok else 0.0)
+    figure = Figure(figsize=(max(4.0, 1.1 * len(rows) + 2), 3.6))
+    ax = figure.subplots()
+    colors = [HUMAN_COLOR if r["is_human"] else MODEL_COLOR for r in rows]
+    x = np.arange(len(rows))
+    ax.bar(x, acc, color=colors, yerr=[lower, upper], capsize=4)
+    for xi, a in zip(x, acc):
+        if not np.isnan(a):
+            ax.text(xi, 1, f"{a:.1f}", ha="center", va="bottom", color="white", fontsize=9)
+    ax.set_xticks(x, names, rotation=20, ha="right")
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(f"Accuracy on {result['holdout']['n_images']} paired images (95 % CI)")
+    ax.grid(axis="y", alpha=0.3)
+    return figure
+
+
+def confusion_figure(result: dict) -> Figure:
+    """Row-normalised confusion matrices (rows: reference) of the human and each model."""
+    rows = [r for r in _rows(result) if r.get("confusion") is not None]
+    labels = result["labels"]
+    n_cols = min(4, max(1, len(rows)))
+    n_rows = -(-max(1, len(rows)) // n_cols)
+    size = 0.75 * len(labels) + 1.2
+    figure = Figure(figsize=(size * n_cols + 0.8, (size + 0.5) * n_rows), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(n_rows, n_cols)).ravel()
+    for k, ax in enumerate(axes):
+        if k >= len(rows):
+            ax.set_axis_off()
+            continue
+        row = rows[k]
+        matrix = np.array([[np.nan if v is None else 100 * v for v in r] for r in row["confusion"]])
+        ax.imshow(np.nan_to_num(matrix), vmin=0, vmax=100, cmap="Blues")
+        for i in range(len(labels)):
+            for j in range(len(labels)):
+                v = matrix[i, j]
+                ax.text(
+                    j,
+                    i,
+                    "n/a" if np.isnan(v) else f"{v:.0f}",
+                    ha="center",
+                    va="center",
+                    color="white" if v > 60 else "black",
+                    fontsize=9,
+                )
+        ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+        first_in_row = k % n_cols == 0
+        ax.set_yticks(range(len(labels)), labels if first_in_row else [])
+        if first_in_row:
+            ax.set_ylabel("reference")
+        ax.set_xlabel("prediction")
+        ax.set_title(row["name"], fontsize=10)
+    return figure
+
+
+def agreement_figure(result: dict) -> Figure | None:
+    """Leave-one-out agreement of each annotator; the held-out one highlighted."""
+    per_annotator = result["agreement"].get("per_annotator")
+    if not per_annotator:
+        return None
+    names = [a["annotator"] for a in per_annotator]
+    values = [
+        np.nan if a["loo_accuracy"] is None else 100 * a["loo_accuracy"] for a in per_annotator
+    ]
+    held = result["holdout"]["annotator"]
+    figure = Figure(figsize=(max(4.0, 0.45 * len(names) + 2), 3.2))
+    ax = figure.subplots()
+    ax.bar(
+        range(len(names)), values, color=[HUMAN_COLOR if n == held else OTHER_COLOR for n in names]
+    )
+    ax.set_xticks(
+        range(len(names)),
+        names,
+        rotation=45 if len(names) > 8 else 0,
+        ha="right" if len(names) > 8 else "center",
+    )
+    finite = [v for v in values if not np.isnan(v)]
+    if finite:
+        ax.set_ylim(max(0.0, min(finite) - 10), 100)
+    ax.set_ylabel("leave-one-out agreement (%)")
+    ax.set_title(f"Agreement with the others' majority (held out: {held})")
+    ax.grid(axis="y", alpha=0.3)
+    return figure
+
+
+# --------------------------------------------------------------------------- HTML
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 960px; color: #1f2933; }
+h1 { font-size: 1.5rem; } h2 { font-size: 1.15rem; margin-top: 2rem; }
+table { border-collapse: collapse; margin: .5rem 0; }
+th, td { padding: .25rem .75rem; border-bottom: 1px solid #d9e2ec; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; }
+tr.human td { background: #fff4e6; }
+.note { color: #52606d; font-size: .9rem; }
+img { max-width: 100%; }
+"""
+
+
+def _html_table(
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    numeric: Sequence[bool],
+    row_classes: Sequence[str] | None = None,
+) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = []
+    for k, row in enumerate(rows):
+        cls = f' class="{row_classes[k]}"' if row_classes and row_classes[k] else ""
+        cells = "".join(
+            f'<td class="n">{html.escape(c)}</td>' if n else f"<td>{html.escape(c)}</td>"
+            for c, n in zip(row, numeric)
+        )
+        body.append(f"<tr{cls}>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _img(figure: Figure | None, alt: str) -> str:
+    if figure is None:
+        return ""
+    return f'<img src="{figure_to_data_uri(figure)}" alt="{html.escape(alt)}">'
+
+
+def render_report_html(result: dict) -> str:
+    """One self-contained HTML page of the report, figures embedded as base64 PNG."""
+    testset, agreement, holdout = result["testset"], result["agreement"], result["holdout"]
+    title = f"Human vs model: {testset.get('name') or 'test set'}"
+    rows = _rows(result)
+    scores = _html_table(
+        ["who", "images", "accuracy", "95 % CI", "vs human (points)", "McNemar p"],
+        [
+            [
+                r["name"],
+                str(r["n_images"]),
+                _pct(r["accuracy"]),
+                _ci(r.get("ci95")),
+                "" if r["is_human"] else _signed_points(r.get("diff_vs_human")),
+                "" if r["is_human"] else _p(r.get("mcnemar_p")),
+            ]
+            for r in rows
+        ],
+        [False, True, True, True, True, True],
+        ["human" if r["is_human"] else "" for r in rows],
+    )
+    agreement_table = _html_table(
+        ["measure", "value"],
+        [
+            ["agreement accuracy (own vote counted, thesis 7.2)", _pct(agreement["accuracy"])],
+            ["leave-one-out agreement", _pct(agreement["loo_accuracy"])],
+            ["Fleiss' kappa", _num(agreement["fleiss_kappa"])],
+            ["Krippendorff's alpha (nominal)", _num(agreement["krippendorff_alpha"])],
+        ],
+        [False, True],
+    )
+    how = (
+        "chosen automatically: median leave-one-out agreement"
+        if holdout.get("selection") == "auto"
+        else "chosen by hand"
+    )
+    excluded = holdout.get("n_excluded_ties")
+    bootstrap = result.get("bootstrap")
+    notes = []
+    if excluded is not None:
+        notes.append(f"{excluded} images left out because the other annotators tie.")
+    if bootstrap:
+        notes.append(
+            f"95 % CI: {_bootstrap_note(bootstrap)}. "
+            "McNemar: exact, two-sided, human vs each model on the paired images."
+        )
+    per_annotator = agreement.get("per_annotator") or []
+    annotator_table = (
+        _html_table(
+            ["annotator", "leave-one-out agreement", "compared", "votes"],
+            [
+                [a["annotator"], _pct(a["loo_accuracy"]), str(a["n_compared"]), str(a["n_votes"])]
+                for a in per_annotator
+            ],
+            [False, True, True, True],
+            ["human" if a["annotator"] == holdout["annotator"] else "" for a in per_annotator],
+        )
+        if per_annotator
+        else ""
+    )
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p>{html.escape(_size_line(testset, result['labels']))}</p>",
+        "<h2>Agreement over all annotators</h2>",
+        agreement_table,
+        f"<h2>Held-out annotator {html.escape(str(holdout['annotator']))}</h2>",
+        f"<p>{html.escape(how)}. Reference: the majority of the other annotators on "
+        f"{holdout['n_images']} paired images; the human and every model are scored on exactly "
+        "these.</p>",
+        scores,
+        "".join(f'<p class="note">{html.escape(n)}</p>' for n in notes),
+        _img(accuracy_figure(result), "accuracy with 95 % confidence intervals"),
+        "<h2>Confusion matrices</h2>",
+        '<p class="note">Row-normalised percentages; rows: reference label, '
+        "columns: prediction.</p>",
+        _img(confusion_figure(result), "confusion matrices"),
+        "<h2>Agreement per annotator</h2>" if per_annotator else "",
+        _img(agreement_figure(result), "leave-one-out agreement per annotator"),
+        annotator_table,
+        "</body></html>",
+    ]
+    return "\n".join(p for p in parts if p) + "\n"

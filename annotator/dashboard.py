@@ -23,6 +23,14 @@ class AnnotatorProgress:
     def percent(self) -> int:
         return round(100 * self.done / self.total) if self.total else 0
 
+    @property
+    def mean_s(self) -> float | None:
+        return None if self.mean_ms is None else self.mean_ms / 1000
+
+    @property
+    def median_s(self) -> float | None:
+        return None if self.median_ms is None else self.median_ms / 1000
+
 
 @dataclass(frozen=True)
 class TestSetStats:

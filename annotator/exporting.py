@@ -1,8 +1,9 @@
 """Getting a labelled test set out: per-image majority csv, image zip, raw votes.
 
 The zip is a class-per-folder data set (``negative/``, ``neutral/``, ``positive/``, tied
-images in ``tie/``) with ``labels.csv`` and ``labels.json`` at its root; images nobody
-voted on stay out of the folders. The raw votes csv is exactly what ``import_votes``
+images in ``tie/``) with ``labels.csv`` and ``labels.json`` at its root; an image's key
+is flattened into one file name (``a/b.png`` becomes ``a__b.png``) so that its folder is
+always its label; images nobody voted on stay out of the folders. The raw votes csv is exactly what ``import_votes``
 reads, so a study can be backed up and restored.
 """
 from __future__ import annotations
@@ -29,6 +30,7 @@ ZIP_CSV_COLUMNS = [*CSV_COLUMNS, "file"]
 ZIP_CSV_NAME = "labels.csv"
 ZIP_METADATA_NAME = "labels.json"
 TIE_FOLDER = "tie"
+FOLDER_SEPARATOR = "__"
 VOTE_COLUMNS = ["image", "annotator", "label"]
 # Already compressed formats are stored as they are; deflating them again gains nothing.
 _STORED_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp"}
@@ -48,14 +50,23 @@ class ExportRow:
 
     @property
     def file(self) -> str:
-        """Path inside the zip: the key under its folder, with the stored format's suffix."""
+        """Path inside the zip: the flattened key in its label folder, or "" (not in the zip)."""
         if self.folder is None:
             return ""
-        key = self.image.key
-        suffix = PurePosixPath(self.image.file.name).suffix
-        if PurePosixPath(key).suffix.lower() != suffix:
-            key += suffix  # a cropped face is stored as PNG whatever the source was
-        return f"{self.folder}/{key}"
+        return f"{self.folder}/{flat_name(self.image)}"
+
+
+def flat_name(image: Image) -> str:
+    """The key as one file name with the stored format's suffix.
+
+    Readers of class-per-folder data sets (ferml included) take an image's immediate
+    folder as its label, so subfolders of the key become part of the name.
+    """
+    name = image.key.replace("/", FOLDER_SEPARATOR)
+    suffix = PurePosixPath(image.file.name).suffix
+    if PurePosixPath(name).suffix.lower() != suffix:
+        name += suffix  # a cropped face is stored as PNG whatever the source was
+    return name
 
 
 @dataclass(frozen=True)
@@ -134,29 +145,44 @@ def build_export(testset: TestSet, *, balanced: bool = False, seed: int = 0) -> 
     return Export(rows, metadata)
 
 
-def write_testset_csv(rows: list[ExportRow], out: TextIO, *, with_file: bool = False) -> None:
+def write_testset_csv(rows: list[ExportRow], out: TextIO, *, files: list[str] | None = None) -> None:
+    """The per-image csv; ``files`` (paths inside a zip) adds the ``file`` column."""
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(ZIP_CSV_COLUMNS if with_file else CSV_COLUMNS)
-    for row in rows:
+    writer.writerow(CSV_COLUMNS if files is None else ZIP_CSV_COLUMNS)
+    for n, row in enumerate(rows):
         m = row.majority
         agreement = "" if m.agreement is None else f"{m.agreement:.4f}"
         line = [row.image.key, m.label or "", *(m.counts[label] for label in LABELS),
                 m.n_votes, agreement, int(m.tie)]
-        writer.writerow([*line, row.file] if with_file else line)
+        writer.writerow(line if files is None else [*line, files[n]])
+
+
+def zip_names(rows: list[ExportRow]) -> list[str]:
+    """Each row's path in the zip, made unique where flattening made two keys meet."""
+    names, taken = [], set()
+    for row in rows:
+        name = row.file
+        if name in taken:
+            path = PurePosixPath(name)
+            name = str(path.with_name(f"{path.stem}-{row.image.pk}{path.suffix}"))
+        if name:
+            taken.add(name)
+        names.append(name)
+    return names
 
 
 def write_testset_zip(export: Export, out: BinaryIO) -> None:
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         text = io.StringIO()
-        write_testset_csv(export.rows, text, with_file=True)
+        write_testset_csv(export.rows, text, files=zip_names(export.rows))
         archive.writestr(ZIP_CSV_NAME, text.getvalue())
         archive.writestr(ZIP_METADATA_NAME, json.dumps(export.metadata, indent=2) + "\n")
-        for row in export.rows:
-            if not row.file:
+        for row, name in zip(export.rows, zip_names(export.rows)):
+            if not name:
                 continue
-            suffix = PurePosixPath(row.file).suffix.lower()
+            suffix = PurePosixPath(name).suffix.lower()
             kind = zipfile.ZIP_STORED if suffix in _STORED_SUFFIXES else zipfile.ZIP_DEFLATED
-            info = zipfile.ZipInfo(row.file, date_time=row.image.created_at.timetuple()[:6])
+            info = zipfile.ZipInfo(name, date_time=row.image.created_at.timetuple()[:6])
             info.compress_type = kind
             with row.image.file.open("rb") as src, archive.open(info, "w") as dst:
                 shutil.copyfileobj(src, dst)

@@ -13,6 +13,9 @@ CASCADE_FILE = "haarcascade_frontalface_default.xml"
 # OpenCV's customary settings; tests reproduce detection with the same values.
 SCALE_FACTOR = 1.1
 MIN_NEIGHBORS = 5
+# Larger photos are searched at this size: full-resolution search of a camera photo takes
+# seconds and finds the same faces, which are large there anyway.
+SEARCH_MAX_SIDE = 1024
 
 
 @lru_cache(maxsize=1)
@@ -32,8 +35,19 @@ def detect_faces(gray: np.ndarray) -> list[tuple[int, int, int, int]]:
 
 
 def largest_face(gray: np.ndarray) -> tuple[int, int, int, int] | None:
-    """The face box with the largest area, or None when there is no face."""
-    boxes = detect_faces(gray)
+    """The face box (in ``gray``'s pixels) with the largest area, or None without a face."""
+    scale = max(gray.shape) / SEARCH_MAX_SIDE
+    if scale > 1:
+        import cv2
+
+        small = cv2.resize(gray, (round(gray.shape[1] / scale), round(gray.shape[0] / scale)),
+                           interpolation=cv2.INTER_AREA)
+        boxes = [tuple(round(v * scale) for v in box) for box in detect_faces(small)]
+    else:
+        boxes = detect_faces(gray)
     if not boxes:
         return None
-    return max(boxes, key=lambda b: (b[2] * b[3], -b[1], -b[0]))
+    x, y, w, h = max(boxes, key=lambda b: (b[2] * b[3], -b[1], -b[0]))
+    # Rounding after scaling back must not push the box past the image edge.
+    w, h = min(w, gray.shape[1] - x), min(h, gray.shape[0] - y)
+    return x, y, w, h

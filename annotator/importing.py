@@ -82,19 +82,18 @@ class ImportReport:
     ignored: list[str] = field(default_factory=list)  # hidden and system files
 
     def summary(self) -> str:
-        parts = [
-            f"{len(self.already_present)} already present",
-            f"{len(self.duplicates)} duplicate",
-            f"{len(self.no_face)} without a face",
-            f"{len(self.small_face)} with a face below the minimum size",
-            f"{len(self.bad)} bad",
-            f"{len(self.skipped)} nested zip",
-            f"{len(self.changed)} changed since the first import",
+        counts = [
+            (self.already_present, "already present"),
+            (self.duplicates, "duplicate"),
+            (self.no_face, "without a face"),
+            (self.small_face, "with a face below the minimum size"),
+            (self.bad, "bad"),
+            (self.skipped, "nested zip"),
+            (self.changed, "changed since the first import"),
         ]
-        return (
-            f"Imported {len(self.imported)} image(s) into test set {self.testset.name!r} "
-            f"({', '.join(parts)})."
-        )
+        parts = [f"{len(items)} {what}" for items, what in counts if items]
+        skipped = f" ({', '.join(parts)})" if parts else ""
+        return f"Imported {len(self.imported)} image(s) into test set {self.testset.name!r}{skipped}."
 
     def problems(self) -> list[str]:
         """One line per skipped file, naming it and saying why."""
@@ -169,7 +168,7 @@ def import_testset(
             entries, ignored = _folder_entries(path, limits)
             if not entries:
                 raise InputError(f"The folder {path} holds no files to import.")
-            return _import_entries(entries, ignored, name or default_testset_name(path.name),
+            return _import_entries(entries, ignored, name or default_testset_name(path.resolve().name),
                                    detect_faces, min_face, limits)
         if not path.exists():
             raise InputError(f"{path} does not exist; give a folder or a .zip of images.")

@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
 from . import dashboard, exporting, importing, voting
@@ -66,7 +67,7 @@ def _image_json(image):
     return {"id": image.pk, "src": reverse("annotator:image", args=[image.pk])}
 
 
-def _state_json(state, testset, **extra):
+def _state_json(state, **extra):
     current = _image_json(state.current)
     if current:
         current["shown"] = voting.shown_token(state.current)
@@ -87,13 +88,16 @@ def label(request, testset):
         image_id=_int_or_none(request.GET.get("image")), after=_int_or_none(request.GET.get("after")),
     )
     if _wants_json(request):
-        return _state_json(state, testset)
-    return render(request, "annotator/label.html", {
-        "testset": testset,
-        "state": state,
-        "shown": voting.shown_token(state.current) if state.current else "",
-        "keys": voting.LABEL_KEYS.items(),
-    })
+        response = _state_json(state)
+    else:
+        response = render(request, "annotator/label.html", {
+            "testset": testset,
+            "state": state,
+            "shown": voting.shown_token(state.current) if state.current else "",
+            "keys": voting.LABEL_KEYS.items(),
+        })
+    patch_vary_headers(response, ["Accept"])  # one URL, an HTML and a JSON representation
+    return response
 
 
 @login_required
@@ -115,7 +119,7 @@ def vote(request, testset):
         return redirect("annotator:label", testset=testset.name)
     if _wants_json(request):
         state = voting.labelling_state(request.user, testset, after=image.pk)
-        return _state_json(state, testset, vote={"image": image.pk, "label": result.vote.label,
+        return _state_json(state, vote={"image": image.pk, "label": result.vote.label,
                                                  "action": result.action})
     messages.success(request, f"Saved: {result.vote.label}.")
     return redirect(reverse("annotator:label", args=[testset.name]) + f"?after={image.pk}")
@@ -128,7 +132,7 @@ def undo(request, testset):
     undone = voting.do_undo_last_vote(request.user, testset)
     if _wants_json(request):
         state = voting.labelling_state(request.user, testset, image_id=undone.image_id if undone else None)
-        return _state_json(state, testset, undone=(
+        return _state_json(state, undone=(
             {"image": undone.image_id, "label": undone.label} if undone else None
         ))
     if undone is None:

@@ -39,16 +39,21 @@ class TestSetStats:
     n_votes: int
     n_annotators: int  # people with at least one vote
     annotators: list[AnnotatorProgress]
-    agreement: object  # whatever evaluation.services.agreement_summary returns, or None
+    agreement: dict | None  # evaluation.services.agreement_summary, with percentages added
 
 
-def agreement_summary(testset: TestSet):
-    """The evaluation app's agreement summary, or None while that app does not provide one."""
+def agreement_summary(testset: TestSet) -> dict | None:
+    """The evaluation app's agreement summary (None without that app), with the two
+    accuracies also as percentages for display."""
     try:
         from evaluation.services import agreement_summary as summary
     except ImportError:
         return None
-    return summary(testset)
+    result = dict(summary(testset))
+    for key in ("agreement_accuracy", "loo_agreement"):
+        value = result.get(key)
+        result[f"{key}_pct"] = None if value is None else 100 * value
+    return result
 
 
 def annotator_progress(testset: TestSet, n_images: int) -> list[AnnotatorProgress]:

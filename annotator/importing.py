@@ -15,6 +15,7 @@ import re
 import warnings
 import zipfile
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Callable
 
@@ -260,7 +261,7 @@ def _zip_entries(archive: zipfile.ZipFile, label: str, limits: ImportLimits) -> 
     files = [i for i in infos if not i.is_dir()]
     if not files:
         raise InputError(f"The zip {label} is empty: it holds no files.")
-    # zipfile never inflates an entry past its declared size, so these sums bound the work.
+    # Entries are read no further than their declared size (_read_member), so these sums bound the work.
     total = sum(i.file_size for i in files)
     packed = sum(i.compress_size for i in files)
     if total > limits.max_total_bytes:
@@ -288,8 +289,18 @@ def _zip_entries(archive: zipfile.ZipFile, label: str, limits: ImportLimits) -> 
             problem = "the entry is encrypted"
         elif info.file_size > limits.ratio_floor_bytes and info.file_size > limits.max_ratio * max(info.compress_size, 1):
             problem = f"{info.compress_size:,} bytes unpack to {info.file_size:,}: a zip bomb entry; refused"
-        entries.append(_Entry(key, key, info.file_size, lambda info=info: archive.read(info), problem))
+        entries.append(_Entry(key, key, info.file_size, partial(_read_member, archive, info), problem))
     return entries, ignored
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """The entry's bytes, inflating no more than its declared size.
+
+    ``ZipFile.read`` inflates up to 1 GiB before trimming to the declared size, so a zip
+    whose headers understate an entry would get past the limits above and fill memory.
+    """
+    with archive.open(info) as member:
+        return member.read(info.file_size)
 
 
 # --- one image ------------------------------------------------------------------------

@@ -1,2 +1,11 @@
+from django.urls import path
+
+from . import views
+
 app_name = "evaluation"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("<slug:testset>/", views.report_page, name="report"),
+    path("<slug:testset>/report.json", views.report_json, name="report_json"),
+    path("<slug:testset>/report.html", views.report_html, name="report_html"),
+]

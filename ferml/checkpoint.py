@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pickle
 import platform
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -77,17 +78,32 @@ def read_checkpoint(path) -> dict:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # A plain pickle (not torch.save's zip) makes torch warn about its protocol: noise here.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, TypeError,
             AttributeError, ImportError, KeyError, IndexError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a ferml checkpoint (refused to load: {first[:200]})") from None
+        raise CheckpointError(f"{path}: not a ferml checkpoint (refused to load: {_refusal(path, exc)})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a ferml checkpoint (no '{FORMAT}' marker)")
     for key in ("model", "labels", "preprocess", "state_dict"):
         if key not in data:
             raise CheckpointError(f"{path}: damaged ferml checkpoint, '{key}' is missing")
     return data
+
+
+def _refusal(path: Path, exc: Exception) -> str:
+    """Why torch.load refused ``path``, as a reason for the user."""
+    text = str(exc).strip()
+    if isinstance(exc, pickle.UnpicklingError) and text.startswith("Weights only load failed"):
+        # torch's own message suggests weights_only=False, which would run the file's code.
+        return "it holds Python objects other than tensors, numbers and strings, and loading those could run code"
+    if path.stat().st_size == 0:
+        return "the file is empty"
+    if isinstance(exc, KeyError) or not text:
+        return "not a file written by torch.save"
+    return text.splitlines()[0].split(". ")[0][:200]  # torch's first sentence names the damage
 
 
 def build_model(checkpoint: dict, path="checkpoint"):

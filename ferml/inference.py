@@ -20,16 +20,23 @@ class ModelNotFoundError(FileNotFoundError):
 
 
 def train_command(name: str) -> str:
-    return (f"python -m ferml train --model {name} --data ../shared/data/fer2013/fer2013.csv.gz "
-            f"--out $FERML_MODEL_DIR/{name}.pt")
+    model_dir = os.environ.get("FERML_MODEL_DIR")
+    out = f"{model_dir}/{name}.pt" if model_dir else f"models/{name}.pt"
+    hint = "" if model_dir else "\nthen set FERML_MODEL_DIR=models so that it is found by name."
+    return f"python -m ferml train --model {name} --data fer2013.csv.gz --out {out}{hint}"
+
+
+def _checkpoints_in(folder: Path) -> set[str]:
+    # NAME.last.pt is the resume state that training writes beside NAME.pt, not a model
+    return {p.stem for p in folder.glob("*.pt") if not p.name.endswith(".last.pt")}
 
 
 def shipped_models() -> list[str]:
     """Names of the models whose weights ship with the package or lie in $FERML_MODEL_DIR."""
-    names = {p.stem for p in WEIGHTS_DIR.glob("*.pt")}
+    names = _checkpoints_in(WEIGHTS_DIR)
     model_dir = os.environ.get("FERML_MODEL_DIR")
     if model_dir and Path(model_dir).is_dir():
-        names |= {p.stem for p in Path(model_dir).glob("*.pt")}
+        names |= _checkpoints_in(Path(model_dir))
     return sorted(names)
 
 

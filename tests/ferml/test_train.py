@@ -11,7 +11,7 @@ import torch
 
 from ferml.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
 from ferml.data import load_dataset
-from ferml.inference import ModelNotFoundError, Predictor, resolve_model
+from ferml.inference import ModelNotFoundError, Predictor, resolve_model, shipped_models
 from ferml.score import score_predictor
 from ferml.train import TrainConfig, train
 
@@ -131,6 +131,8 @@ def test_model_resolution(tmp_path, monkeypatch, trained):
     _, _, out = trained
     monkeypatch.setenv("FERML_MODEL_DIR", str(out.parent))
     assert resolve_model("bkmin") == out
+    assert out.with_suffix(".last.pt").exists() and "bkmin" in shipped_models()
+    assert not any(name.endswith(".last") for name in shipped_models())
     with pytest.raises(ModelNotFoundError) as err:
         resolve_model("dense121_100")
     assert "python -m ferml train --model dense121_100" in str(err.value)

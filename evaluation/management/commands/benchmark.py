@@ -1,0 +1,77 @@
+import json
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from evaluation.benchmark_core import AUTO
+from evaluation.report import format_report_text, render_report_html
+from evaluation.services import (
+    BENCHMARK_LABEL_SETS,
+    BenchmarkError,
+    no_model_message,
+    run_benchmark,
+)
+from ferml.inference import shipped_models
+
+
+class Command(BaseCommand):
+    help = (
+        "Hold one annotator out, score that person and trained models on the same images "
+        "against the majority of the other annotators, and print the report (thesis 9.6)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--model", action="append", dest="models", metavar="NAME",
+            help="model name (NAME.pt in $FERML_MODEL_DIR or the shipped weights) or a "
+                 "checkpoint path; repeat for several (default: every shipped model)",
+        )
+        parser.add_argument("--testset", metavar="NAME",
+                            help="test set name (needed when there are several)")
+        parser.add_argument("--holdout", default=AUTO, metavar="USERNAME|auto",
+                            help="annotator to hold out (default: auto, the median "
+                                 "leave-one-out agreement)")
+        parser.add_argument("--labels", default="bin3", choices=BENCHMARK_LABEL_SETS,
+                            help="label set to score in (default: bin3)")
+        parser.add_argument("--json", metavar="FILE", help="also write the result as JSON")
+        parser.add_argument("--html", metavar="FILE",
+                            help="also write a self-contained HTML report")
+        parser.add_argument("--seed", type=int, default=0,
+                            help="seed of the bootstrap confidence intervals (default: 0)")
+
+    def handle(self, *args, **options):
+        models = options["models"] or shipped_models()
+        if not models:
+            raise CommandError(
+                no_model_message() + "\nOr name a checkpoint file with --model PATH."
+            )
+        try:
+            result = run_benchmark(
+                options["testset"], models, holdout=options["holdout"],
+                labels=options["labels"], seed=options["seed"],
+            )
+        except BenchmarkError as err:
+            raise CommandError(str(err)) from None
+        self.stdout.write(format_report_text(result), ending="")
+        self.stdout.write("\nCheckpoints")
+        for model in result["models"]:
+            self.stdout.write(
+                f"  {model['name']}: {model['checkpoint']} ({model['architecture']}, "
+                f"trained on {model['training_label_set']})"
+            )
+        if options["json"]:
+            text = json.dumps(result, indent=2, allow_nan=False) + "\n"
+            self._write(options["json"], text, "JSON")
+        if options["html"]:
+            self._write(options["html"], render_report_html(result), "HTML")
+
+    def _write(self, path, text, kind):
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        except OSError as err:
+            raise CommandError(
+                f"Cannot write the {kind} report to {path}: {err.strerror}."
+            ) from None
+        self.stdout.write(f"{kind} report written to {path}")

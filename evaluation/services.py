@@ -1,0 +1,299 @@
+"""The benchmark and agreement figures of a stored test set.
+
+These functions query the ORM, run the trained models on the stored images and hand
+votes and predictions to the pure functions of ``evaluation.metrics`` and
+``evaluation.benchmark_core``. The ``benchmark`` command, the staff report page and
+the annotator dashboard all call them, so every place shows the same figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from django.contrib.auth import get_user_model
+
+from annotator.errors import InputError
+from annotator.models import Image, TestSet, Vote
+from annotator.testsets import resolve_testset
+from ferml.checkpoint import CheckpointError
+from ferml.data import DataError, decode_image, to_model_array
+from ferml.inference import ModelNotFoundError, Predictor, train_command
+from ferml.labels import LABEL_SETS, LabelError, binning_matrix, map_label
+
+from . import metrics
+from .benchmark_core import AUTO, build_benchmark_result
+
+# The label sets a human vote can be scored in: votes are bin3, pos2 merges two bins.
+BENCHMARK_LABEL_SETS = ("bin3", "pos2")
+DEFAULT_LABEL_SET = "bin3"
+VOTE_COLUMNS = ["image", "annotator", "label"]
+
+
+class BenchmarkError(ValueError):
+    """A request the benchmark cannot serve; the message is a sentence for the user."""
+
+
+# --------------------------------------------------------------------------- votes
+
+
+def get_testset(testset: TestSet | str | None) -> TestSet:
+    """A TestSet as given, or the one with that name, or the only one there is."""
+    if isinstance(testset, TestSet):
+        return testset
+    try:
+        return resolve_testset(testset)
+    except InputError as err:
+        raise BenchmarkError(str(err)) from None
+
+
+def label_names(label_set: str) -> list[str]:
+    """The ordered labels of a benchmark label set."""
+    if label_set not in BENCHMARK_LABEL_SETS:
+        raise BenchmarkError(
+            f"Unknown label set {label_set!r}; choose one of {', '.join(BENCHMARK_LABEL_SETS)}."
+        )
+    return list(LABEL_SETS[label_set])
+
+
+def testset_votes(testset: TestSet, label_set: str = DEFAULT_LABEL_SET) -> pd.DataFrame:
+    """Every vote on ``testset`` as columns image (key), annotator (username), label.
+
+    Votes are stored as bin3; for pos2 each is mapped (positive stays, the rest become
+    non-positive).
+    """
+    label_names(label_set)
+    rows = Vote.objects.filter(image__testset=testset).values_list(
+        "image__key", "annotator__username", "label"
+    )
+    frame = pd.DataFrame.from_records(list(rows), columns=VOTE_COLUMNS)
+    if label_set != DEFAULT_LABEL_SET:
+        frame["label"] = [map_label(label, label_set) for label in frame["label"]]
+    return frame
+
+
+def annotator_names(testset: TestSet) -> list[str]:
+    """Usernames of everyone with at least one vote on ``testset``, sorted."""
+    return list(
+        Vote.objects.filter(image__testset=testset)
+        # Vote's default ordering would add its columns to DISTINCT
+        .order_by("annotator__username")
+        .values_list("annotator__username", flat=True)
+        .distinct()
+    )
+
+
+def agreement_summary(testset: TestSet) -> dict:
+    """Size and agreement of the votes on ``testset``, over all annotators (bin3).
+
+    Undefined figures (no votes yet, one label only) are None. The staff dashboard
+    shows this dict as it is.
+    """
+    labels = label_names(DEFAULT_LABEL_SET)
+    frame = testset_votes(testset)
+    thesis_form = metrics.agreement_accuracy(frame, labels)
+    loo = metrics.loo_agreement(frame, labels)
+    return {
+        **metrics.vote_summary(frame, labels),
+        "agreement_accuracy": _number(thesis_form.accuracy),
+        "loo_agreement": _number(loo.accuracy),
+        "fleiss_kappa": _number(metrics.fleiss_kappa(frame, labels)),
+        "krippendorff_alpha": _number(metrics.krippendorff_alpha(frame, labels)),
+    }
+
+
+# --------------------------------------------------------------------------- models
+
+
+@dataclass
+class LoadedModel:
+    """A model as asked for (its name) and the checkpoint it was loaded from."""
+
+    name: str
+    predictor: Predictor
+
+    @property
+    def description(self) -> dict:
+        return {
+            "checkpoint": self.predictor.path.name,
+            "architecture": self.predictor.checkpoint["model"].get("name"),
+            "training_label_set": self.predictor.label_set,
+            "input_size": self.predictor.input_size,
+            "channels": self.predictor.channels,
+        }
+
+
+def no_model_message() -> str:
+    """What to do when no trained model is available at all."""
+    return (
+        "No trained model found: ferml/weights/ and $FERML_MODEL_DIR hold no .pt file. "
+        "Train one, e.g. with:\n"
+        f"  {train_command('bkvgg12')}"
+    )
+
+
+def load_models(
+    model_names: Iterable[str], label_set: str = DEFAULT_LABEL_SET
+) -> list[LoadedModel]:
+    """One Predictor per distinct name (or checkpoint path), each able to answer in ``label_set``.
+
+    All are loaded before any image is read, so a missing or broken checkpoint is
+    reported at once rather than after minutes of inference.
+    """
+    labels = label_names(label_set)
+    loaded = []
+    for name in dict.fromkeys(model_names):  # a name given twice runs once
+        try:
+            predictor = Predictor.from_name(name, device="cpu")
+        except ModelNotFoundError as err:
+            raise BenchmarkError(_sentence(str(err))) from None
+        except CheckpointError as err:
+            message = _sentence(str(err))
+            raise BenchmarkError(f"Model {name!r} cannot be loaded: {message}") from None
+        if predictor.label_set != label_set:
+            try:  # a pos2 model cannot be split back into bin3, for example
+                binning_matrix(predictor.classes, label_set)
+            except LabelError:
+                raise BenchmarkError(
+                    f"Model {name!r} was trained on {predictor.label_set} labels "
+                    f"({', '.join(predictor.classes)}) and cannot be scored on "
+                    f"{label_set} ({', '.join(labels)})."
+                ) from None
+        loaded.append(LoadedModel(name, predictor))
+    return loaded
+
+
+def predict_images(
+    testset: TestSet, models: Sequence[LoadedModel], keys: Iterable[str], label_set: str
+) -> dict[str, dict[str, str]]:
+    """Each model's label (in ``label_set``) for the images of ``testset`` with these keys.
+
+    Every image is decoded once per input format (size, channels) and shrunk to the
+    model's input at once, so memory stays small even for large photographs; each
+    model then runs over all images in batches.
+    """
+    labels = label_names(label_set)
+    wanted = set(keys)
+    # filtered here, not with key__in: thousands of keys would overflow SQLite's parameter limit
+    images = [i for i in Image.objects.filter(testset=testset).order_by("key") if i.key in wanted]
+    image_keys = [image.key for image in images]
+    prepared: dict[tuple[int, int], np.ndarray] = {}
+    predictions = {}
+    for model in models:
+        predictor = model.predictor
+        spec = (predictor.input_size, predictor.channels)
+        if spec not in prepared:
+            prepared[spec] = _model_arrays(images, *spec)
+        probabilities = predictor.predict_proba_arrays(prepared[spec], label_set)
+        predictions[model.name] = {
+            key: labels[i] for key, i in zip(image_keys, probabilities.argmax(axis=1))
+        }
+    return predictions
+
+
+def _model_arrays(images: Sequence[Image], size: int, channels: int) -> np.ndarray:
+    """uint8 (N, channels, size, size) of the stored image files."""
+    arrays = np.empty((len(images), channels, size, size), dtype=np.uint8)
+    for i, image in enumerate(images):
+        try:
+            with image.file.open("rb") as fileobj:
+                data = fileobj.read()
+            arrays[i] = to_model_array(decode_image(data, image.key, channels), size, channels)
+        except (DataError, OSError) as err:
+            raise BenchmarkError(
+                f"Image {image.key!r} of test set {image.testset.name!r} cannot be read: {err}."
+            ) from None
+    return arrays
+
+
+# --------------------------------------------------------------------------- benchmark
+
+
+def run_benchmark(
+    testset: TestSet | str | None,
+    model_names: Iterable[str] = (),
+    holdout: str = AUTO,
+    labels: str = DEFAULT_LABEL_SET,
+    seed: int = 0,
+    n_resamples: int = metrics.DEFAULT_N_RESAMPLES,
+) -> dict:
+    """The human-vs-model benchmark of ``testset`` (the dict of ``build_benchmark_result``).
+
+    ``holdout`` is a username or ``"auto"``; ``labels`` is bin3 or pos2. The models run
+    only on the paired images (the held-out annotator's images where the others have a
+    majority). Each model's entry also names its checkpoint file and the label set it
+    was trained on; 7- and 8-class models are binned retroactively. Raises
+    BenchmarkError with a sentence for the user.
+    """
+    testset = get_testset(testset)
+    label_list = label_names(labels)
+    frame = testset_votes(testset, labels)
+    if frame.empty:
+        raise BenchmarkError(
+            f"Test set {testset.name!r} has no votes yet; import them with import_votes "
+            "or let annotators label it first."
+        )
+    models = load_models(model_names, labels)
+    holdout_name = _holdout_name(testset, frame, label_list, holdout)
+    try:
+        split = metrics.holdout_split(frame, label_list, holdout_name)
+    except ValueError as err:
+        raise BenchmarkError(_sentence(str(err))) from None
+    predictions = predict_images(testset, models, split.images, labels)
+    try:
+        result = build_benchmark_result(
+            frame,
+            label_list,
+            holdout=holdout,
+            model_predictions=predictions,
+            testset_name=testset.name,
+            seed=seed,
+            n_resamples=n_resamples,
+        )
+    except ValueError as err:
+        raise BenchmarkError(f"Test set {testset.name!r}: {_sentence(str(err))}") from None
+    result["label_set"] = labels
+    for entry, model in zip(result["models"], models):
+        entry.update(model.description)
+    return result
+
+
+def _holdout_name(testset: TestSet, frame: pd.DataFrame, labels: list[str], holdout: str) -> str:
+    """The username to hold out; a clear error for a name with no votes here."""
+    if holdout == AUTO:
+        try:
+            return metrics.choose_holdout(frame, labels)
+        except ValueError as err:
+            raise BenchmarkError(f"Test set {testset.name!r}: {_sentence(str(err))}") from None
+    voters = sorted(frame["annotator"].unique())
+    if holdout in voters:
+        return holdout
+    known = ", ".join(voters)
+    if not get_user_model().objects.filter(username=holdout).exists():
+        raise BenchmarkError(
+            f"There is no annotator named {holdout!r}; annotators of test set "
+            f"{testset.name!r}: {known}."
+        )
+    raise BenchmarkError(
+        f"Annotator {holdout!r} has no votes on test set {testset.name!r}; "
+        f"annotators with votes: {known}."
+    )
+
+
+def _number(x: float) -> float | None:
+    return None if np.isnan(x) else float(x)
+
+
+def _sentence(message: str) -> str:
+    """``message`` from a lower layer as a sentence: capital first word, full stop.
+
+    A message that starts with a file path keeps its spelling.
+    """
+    message = message.strip()
+    if not message:
+        return message
+    if message.split(" ", 1)[0].isalpha():
+        message = message[0].upper() + message[1:]
+    return message if message[-1] in ".!?" or "\n" in message else message + "."

@@ -1,0 +1,132 @@
+"""Staff pages of the human-vs-model report: thin views over ``evaluation.services``.
+
+The page, the JSON download and the HTML download read the same query string
+(holdout, labels, models, seed) and call ``services.run_benchmark``, so they agree.
+"""
+
+from functools import wraps
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET
+
+from annotator.models import TestSet
+from ferml.inference import shipped_models
+
+from . import report, services
+from .forms import BenchmarkForm
+
+
+def staff_required(view):
+    """Anonymous users go to the login page; logged-in non-staff get 403, not a login loop."""
+
+    @wraps(view)
+    @login_required
+    def wrapped(request, *args, **kwargs):
+        if not request.user.is_staff:
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+@require_GET
+@staff_required
+def index(request):
+    rows = [(t, services.agreement_summary(t)) for t in TestSet.objects.order_by("name")]
+    return render(request, "evaluation/index.html", {"rows": rows})
+
+
+@require_GET
+@staff_required
+def report_page(request, testset):
+    testset = get_object_or_404(TestSet, name=testset)
+    form, result, error = _benchmark(request, testset)
+    context = {"testset": testset, "form": form, "error": error, "result": result,
+               "query": request.GET.urlencode(), "no_model_message": None}
+    if not form.fields["models"].choices:
+        context["no_model_message"] = services.no_model_message()
+    if result is not None:
+        context.update(_presentation(result))
+    return render(request, "evaluation/report.html", context, status=400 if form.errors else 200)
+
+
+@require_GET
+@staff_required
+def report_json(request, testset):
+    testset = get_object_or_404(TestSet, name=testset)
+    form, result, error = _benchmark(request, testset)
+    if result is None:
+        return JsonResponse({"error": error or form.errors.get_json_data()}, status=400)
+    response = JsonResponse(result, json_dumps_params={"indent": 2, "allow_nan": False})
+    response["Content-Disposition"] = f'attachment; filename="{testset.name}-benchmark.json"'
+    return response
+
+
+@require_GET
+@staff_required
+def report_html(request, testset):
+    testset = get_object_or_404(TestSet, name=testset)
+    form, result, error = _benchmark(request, testset)
+    if result is None:
+        return HttpResponse(error or form.errors.as_text(), status=400, content_type="text/plain")
+    response = HttpResponse(report.render_report_html(result))
+    response["Content-Disposition"] = f'attachment; filename="{testset.name}-benchmark.html"'
+    return response
+
+
+def _benchmark(request, testset):
+    """(form, result or None, error sentence or None) for the choices in the query string."""
+    model_names = shipped_models()
+    form = BenchmarkForm(
+        request.GET or BenchmarkForm.default_data(model_names),
+        annotators=services.annotator_names(testset),
+        model_names=model_names,
+    )
+    if not form.is_valid():
+        return form, None, None
+    choice = form.cleaned_data
+    try:
+        result = services.run_benchmark(
+            testset, choice["models"], holdout=choice["holdout"], labels=choice["labels"],
+            seed=choice["seed"] or 0,
+        )
+    except services.BenchmarkError as err:
+        return form, None, str(err)
+    return form, result, None
+
+
+def _presentation(result: dict) -> dict:
+    """Percentages, rows and embedded figures for the template (same figures as the HTML report)."""
+    holdout = result["holdout"]
+    human = {"name": f"human ({holdout['annotator']})", "is_human": True, **holdout}
+    rows = [human] + [{**m, "is_human": False} for m in result["models"]]
+    for row in rows:
+        row["accuracy_pct"] = _pct(row["accuracy"])
+        row["ci95_pct"] = [_pct(x) for x in row.get("ci95") or [None, None]]
+        row["diff_points"] = _pct(row.get("diff_vs_human"))
+    agreement = result["agreement"]
+    annotators = [
+        {
+            **a,
+            "loo_pct": _pct(a["loo_accuracy"]),
+            "held_out": a["annotator"] == holdout["annotator"],
+        }
+        for a in agreement.get("per_annotator", [])
+    ]
+    agreement_figure = report.agreement_figure(result)
+    return {
+        "rows": rows,
+        "agreement_pct": _pct(agreement["accuracy"]),
+        "loo_pct": _pct(agreement["loo_accuracy"]),
+        "annotators": annotators,
+        "accuracy_figure": report.figure_to_data_uri(report.accuracy_figure(result)),
+        "confusion_figure": report.figure_to_data_uri(report.confusion_figure(result)),
+        "agreement_figure": agreement_figure and report.figure_to_data_uri(agreement_figure),
+    }
+
+
+def _pct(x):
+    return None if x is None else 100 * x

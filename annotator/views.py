@@ -4,13 +4,11 @@ Annotators see images and their own progress only, never anyone's votes or a maj
 everything else here is staff only.
 """
 import tempfile
-from functools import wraps
 from io import StringIO
 from pathlib import PurePosixPath
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -18,22 +16,10 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
 from . import dashboard, exporting, importing, voting
+from .access import staff_required
 from .errors import InputError
 from .forms import ExportForm, ImportImagesForm, ImportVotesForm
 from .models import Image, TestSet
-
-
-def staff_required(view):
-    """Anonymous users go to the login page; logged-in non-staff get 403, not a login loop."""
-
-    @wraps(view)
-    @login_required
-    def wrapped(request, *args, **kwargs):
-        if not request.user.is_staff:
-            raise PermissionDenied
-        return view(request, *args, **kwargs)
-
-    return wrapped
 
 
 def _wants_json(request) -> bool:

@@ -3,33 +3,16 @@
 The page, the JSON download and the HTML download read the same query string
 (holdout, labels, models, seed) and call ``services.run_benchmark``, so they agree.
 """
-
-from functools import wraps
-
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
+from annotator.access import staff_required
 from annotator.models import TestSet
 from ferml.inference import shipped_models
 
 from . import report, services
 from .forms import BenchmarkForm
-
-
-def staff_required(view):
-    """Anonymous users go to the login page; logged-in non-staff get 403, not a login loop."""
-
-    @wraps(view)
-    @login_required
-    def wrapped(request, *args, **kwargs):
-        if not request.user.is_staff:
-            raise PermissionDenied
-        return view(request, *args, **kwargs)
-
-    return wrapped
 
 
 @require_GET

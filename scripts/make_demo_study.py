@@ -27,7 +27,8 @@ KEY = "row-{row:05d}.png"
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seed", type=int, default=2018)
-    parser.add_argument("--per-label", type=int, default=35)
+    parser.add_argument("--per-label", type=int, default=35,
+                        help="images per majority label; 0 keeps every image (ties included)")
     parser.add_argument("--out", type=Path, default=ROOT / "fixtures" / "demo")
     args = parser.parse_args()
 
@@ -40,12 +41,17 @@ def main():
     unique = (counts.eq(top, axis=0)).sum(axis=1) == 1
     majority = counts[unique].idxmax(axis=1)
 
+    # FER2013 repeats some faces under several rows; a test set keeps one image per content
+    first_of_face = {KEY.format(row=row) for row in public.drop_duplicates("pixels").index}
     rng = np.random.default_rng(args.seed)
-    chosen = []
-    for label in LABELS:
-        pool = sorted(majority[majority == label].index)
-        chosen += sorted(rng.choice(pool, args.per_label, replace=False).tolist())
-    chosen = sorted(chosen)
+    if args.per_label == 0:
+        chosen = sorted(set(counts.index) & first_of_face)
+    else:
+        chosen = []
+        for label in LABELS:
+            pool = sorted(set(majority[majority == label].index) & first_of_face)
+            chosen += sorted(rng.choice(pool, args.per_label, replace=False).tolist())
+        chosen = sorted(chosen)
 
     images_dir = args.out / "images"
     images_dir.mkdir(parents=True, exist_ok=True)
@@ -60,7 +66,7 @@ def main():
     meta = {
         "seed": args.seed, "per_label": args.per_label, "n_images": len(chosen),
         "n_votes": int(len(study_votes)), "annotators": sorted(study_votes.annotator.unique().tolist()),
-        "ferplus_majority_counts": {label: int((majority[chosen] == label).sum()) for label in LABELS},
+        "ferplus_majority_counts": {label: int((majority.reindex(chosen) == label).sum()) for label in LABELS},
         "fer2013_rows": [int(k[4:9]) for k in chosen],
     }
     (args.out / "study.json").write_text(json.dumps(meta, indent=2) + "\n")

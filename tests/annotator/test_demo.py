@@ -31,7 +31,7 @@ def test_load_demo_fresh_and_again(capsys):
     call_command("load_demo")
     testset = TestSet.objects.get(name=DEMO_TESTSET)
     assert Image.objects.filter(testset=testset).count() == 105
-    assert Vote.objects.filter(image__testset=testset).count() == 1009
+    assert Vote.objects.filter(image__testset=testset).count() == 1011
     annotators = set(Vote.objects.values_list("annotator__username", flat=True))
     assert annotators == {f"a{i:02d}" for i in range(1, 11)}
     state = (Image.objects.count(), Vote.objects.count(), VoteEvent.objects.count(),

@@ -120,7 +120,7 @@ def test_benchmark_on_all_public_test_rows(tmp_path, full_fer2013, full_ferplus,
     )
     assert result["testset"]["n_images"] > 3500
     check_against_independent_computation(result, study, ["bkmin"])
-    assert seconds < 120  # seconds, not minutes: one batched pass per model
+    # speed is measured by scripts/benchmark_speed.sh, not asserted here
 
 
 # --------------------------------------------------------------------------- options

@@ -3,7 +3,7 @@ PY := .venv/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: venv demo serve test test-sqlite test-postgres
+.PHONY: venv demo serve test
 
 venv:
 	@scripts/ensure-venv.sh

@@ -250,6 +250,18 @@ def _split_folder_match(part: str, usage: str | None) -> bool:
     return usage is not None and part.lower() in FOLDER_SPLITS[usage]
 
 
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """A zip entry's bytes, inflating no more than its declared size (a zip whose headers
+    understate an entry would otherwise inflate up to ``ZipFile.read``'s 1 GiB cap)."""
+    if info.file_size > MAX_IMAGE_PIXELS * 4:
+        raise DataError(f"{info.filename}: {info.file_size:,} bytes is too large for an image")
+    try:
+        with archive.open(info) as member:
+            return member.read(info.file_size)
+    except (zipfile.BadZipFile, OSError, RuntimeError) as exc:
+        raise DataError(f"{info.filename}: cannot be read from the zip ({exc})") from None
+
+
 def _iter_tree(path: Path):
     """(relative posix path, bytes loader) for every file in a folder or a zip."""
     if path.is_dir():
@@ -259,7 +271,7 @@ def _iter_tree(path: Path):
         archive = zipfile.ZipFile(path)
         for info in sorted(archive.infolist(), key=lambda i: i.filename):
             if not info.is_dir():
-                yield info.filename, (lambda info=info: archive.read(info))
+                yield info.filename, (lambda info=info: _read_member(archive, info))
     else:
         raise DataError(f"{path}: not a folder, a zip, or a csv this reader knows")
 

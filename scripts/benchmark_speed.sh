@@ -19,6 +19,12 @@ end=$(date +%s.%N)
 $PY - "$tmp/report.json" "$start" "$end" <<'PYEOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
-print(f"benchmark of {r['models'][0]['name']} on {r['testset']['n_images']} images "
-      f"({r['holdout']['n_images']} paired): {float(sys.argv[3]) - float(sys.argv[2]):.1f} s for the whole command, start-up included")
+a, h, m = r["agreement"], r["holdout"], r["models"][0]
+print(f"{r['testset']['n_images']} images, {r['testset']['n_votes']} votes: agreement {100 * a['accuracy']:.1f} %, "
+      f"leave-one-out {100 * a['loo_accuracy']:.1f} %, Fleiss kappa {a['fleiss_kappa']:.3f}, "
+      f"Krippendorff alpha {a['krippendorff_alpha']:.3f}")
+print(f"held-out {h['annotator']}: {100 * h['accuracy']:.1f} % on {h['n_images']} images; "
+      f"{m['name']}: {100 * m['accuracy']:.1f} %")
+print(f"benchmark of {m['name']} on {r['testset']['n_images']} images ({h['n_images']} paired): "
+      f"{float(sys.argv[3]) - float(sys.argv[2]):.1f} s for the whole command, start-up included")
 PYEOF

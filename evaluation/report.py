@@ -105,6 +105,16 @@ def _confusion_lines(labels: list[str], confusion, counts) -> list[str]:
 # --------------------------------------------------------------------------- terminal
 
 
+def _agreement_rows(agreement: dict) -> list[list[str]]:
+    """The agreement table shared by the terminal and the HTML report."""
+    return [
+        ["agreement accuracy (own vote counted, thesis 7.2)", _pct(agreement["accuracy"])],
+        ["leave-one-out agreement", _pct(agreement["loo_accuracy"])],
+        ["Fleiss' kappa", _num(agreement["fleiss_kappa"])],
+        ["Krippendorff's alpha (nominal)", _num(agreement["krippendorff_alpha"])],
+    ]
+
+
 def format_report_text(result: dict) -> str:
     """A plain-text report: agreement, the human and each model with intervals and
     McNemar p-values, confusion matrices (row %, rows = reference) and per-annotator agreement."""
@@ -117,12 +127,7 @@ def format_report_text(result: dict) -> str:
         "Agreement over all annotators",
         *_table(
             ["measure", "value"],
-            [
-                ["agreement accuracy (own vote counted, thesis 7.2)", _pct(agreement["accuracy"])],
-                ["leave-one-out agreement", _pct(agreement["loo_accuracy"])],
-                ["Fleiss' kappa", _num(agreement["fleiss_kappa"])],
-                ["Krippendorff's alpha (nominal)", _num(agreement["krippendorff_alpha"])],
-            ],
+            _agreement_rows(agreement),
             [False, True],
         ),
         "",
@@ -351,12 +356,7 @@ def render_report_html(result: dict) -> str:
     )
     agreement_table = _html_table(
         ["measure", "value"],
-        [
-            ["agreement accuracy (own vote counted, thesis 7.2)", _pct(agreement["accuracy"])],
-            ["leave-one-out agreement", _pct(agreement["loo_accuracy"])],
-            ["Fleiss' kappa", _num(agreement["fleiss_kappa"])],
-            ["Krippendorff's alpha (nominal)", _num(agreement["krippendorff_alpha"])],
-        ],
+        _agreement_rows(agreement),
         [False, True],
     )
     how = (

@@ -8,7 +8,8 @@ from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
 
 from annotator.demo import DEMO_ANNOTATOR, DEMO_STAFF, DEMO_TESTSET
-from annotator.models import Image, TestSet, Vote, VoteEvent
+from annotator import models
+from annotator.models import Image, Vote, VoteEvent
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 pytestmark = pytest.mark.django_db
@@ -29,7 +30,7 @@ def percent(cell: str) -> float:
 
 def test_load_demo_fresh_and_again(capsys):
     call_command("load_demo")
-    testset = TestSet.objects.get(name=DEMO_TESTSET)
+    testset = models.TestSet.objects.get(name=DEMO_TESTSET)
     assert Image.objects.filter(testset=testset).count() == 105
     assert Vote.objects.filter(image__testset=testset).count() == 1011
     annotators = set(Vote.objects.values_list("annotator__username", flat=True))

@@ -83,23 +83,30 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _load_split_or_all(path, split, common) -> tuple[ImageSet, bool]:
+    """The split if the data has it, else every image (and False)."""
+    try:
+        return load_dataset(path, split=split, **common), True
+    except MissingSplitError:
+        return load_dataset(path, split=None, **common), False
+
+
 def load_training_data(cfg: TrainConfig, size: int) -> tuple[ImageSet, ImageSet]:
-    """Training and validation sets. Validation: --val-data, else the data's own validation
-    split, else a seeded --val-fraction of the training images."""
+    """Training and validation sets. Validation: --val-data (its validation split if it has
+    one, else all of it), else the data's own validation split, else a seeded
+    --val-fraction of the training images."""
     common = dict(label_set=cfg.labels, size=size, channels=cfg.channels, skip_bad=cfg.skip_bad,
                   ferplus=cfg.ferplus, ferplus_mode=cfg.ferplus_mode)
-    try:
-        train = load_dataset(cfg.data, split=cfg.train_split, **common)
-        if cfg.val_data:
-            val = load_dataset(cfg.val_data, split=cfg.val_split if cfg.val_split else None, **common)
-        else:
-            val = load_dataset(cfg.data, split=cfg.val_split, **common)
-    except MissingSplitError:
+    train, has_splits = _load_split_or_all(cfg.data, cfg.train_split, common)
+    if cfg.val_data:
+        val, _ = _load_split_or_all(cfg.val_data, cfg.val_split, common)
+    elif has_splits:
+        val = load_dataset(cfg.data, split=cfg.val_split, **common)
+    else:
         # data without splits: hold out a seeded fraction for validation
-        full = load_dataset(cfg.data, split=None, **common)
-        order = np.random.default_rng(cfg.seed).permutation(len(full))
-        n_val = max(1, int(round(len(full) * cfg.val_fraction)))
-        train, val = full.subset(np.sort(order[n_val:])), full.subset(np.sort(order[:n_val]))
+        order = np.random.default_rng(cfg.seed).permutation(len(train))
+        n_val = max(1, int(round(len(train) * cfg.val_fraction)))
+        train, val = train.subset(np.sort(order[n_val:])), train.subset(np.sort(order[:n_val]))
     if cfg.limit:
         rng = np.random.default_rng(cfg.seed)
         train = train.subset(np.sort(rng.permutation(len(train))[: cfg.limit]))

@@ -185,3 +185,18 @@ def test_distributed_training_two_cpu_processes(tmp_path, fer_sample_csv):
     rows = list(csv.DictReader(open(out.with_suffix(".metrics.csv"))))
     assert len(rows) == 2 and float(rows[1]["train_loss"]) < float(rows[0]["train_loss"])
     assert read_checkpoint(out)["model"]["name"] == "bkmin"
+
+
+def test_validation_data_sources(face_tree, fer_sample_csv, tmp_path):
+    from ferml.train import load_training_data
+
+    base = dict(model="bkmin", labels="fer7", seed=3, progress=False)
+    # a tree without split folders: a seeded tenth of it validates
+    train, val = load_training_data(TrainConfig(data=str(face_tree), **base), 42)
+    assert (len(train), len(val)) == (31, 4) and not set(train.keys) & set(val.keys)
+    # --val-data without a validation split: all of it validates
+    train, val = load_training_data(TrainConfig(data=str(fer_sample_csv), val_data=str(face_tree), **base), 42)
+    assert (len(train), len(val)) == (140, 35)
+    # the FER2013 csv's own PublicTest split
+    train, val = load_training_data(TrainConfig(data=str(fer_sample_csv), **base), 42)
+    assert (len(train), len(val)) == (140, 300)

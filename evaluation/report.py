@@ -105,6 +105,18 @@ def _confusion_lines(labels: list[str], confusion, counts) -> list[str]:
 # --------------------------------------------------------------------------- terminal
 
 
+def _score_cells(row: dict) -> list[str]:
+    """One line of the scores table (human or model), shared by both reports."""
+    return [
+        row["name"],
+        str(row["n_images"]),
+        _pct(row["accuracy"]),
+        _ci(row.get("ci95")),
+        "" if row["is_human"] else _signed_points(row.get("diff_vs_human")),
+        "" if row["is_human"] else _p(row.get("mcnemar_p")),
+    ]
+
+
 def _agreement_rows(agreement: dict) -> list[list[str]]:
     """The agreement table shared by the terminal and the HTML report."""
     return [
@@ -144,16 +156,7 @@ def format_report_text(result: dict) -> str:
     ]
     rows = []
     for row in _rows(result):
-        rows.append(
-            [
-                row["name"],
-                str(row["n_images"]),
-                _pct(row["accuracy"]),
-                _ci(row.get("ci95")),
-                "" if row["is_human"] else _signed_points(row.get("diff_vs_human")),
-                "" if row["is_human"] else _p(row.get("mcnemar_p")),
-            ]
-        )
+        rows.append(_score_cells(row))
     out += _table(
         ["who", "images", "accuracy", "95 % CI", "vs human (points)", "McNemar p"],
         rows,
@@ -340,17 +343,7 @@ def render_report_html(result: dict) -> str:
     rows = _rows(result)
     scores = _html_table(
         ["who", "images", "accuracy", "95 % CI", "vs human (points)", "McNemar p"],
-        [
-            [
-                r["name"],
-                str(r["n_images"]),
-                _pct(r["accuracy"]),
-                _ci(r.get("ci95")),
-                "" if r["is_human"] else _signed_points(r.get("diff_vs_human")),
-                "" if r["is_human"] else _p(r.get("mcnemar_p")),
-            ]
-            for r in rows
-        ],
+        [_score_cells(r) for r in rows],
         [False, True, True, True, True, True],
         ["human" if r["is_human"] else "" for r in rows],
     )

@@ -120,10 +120,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "device", None) == "auto" and args.command == "score":
-        from .train import pick_device
-
-        args.device = str(pick_device("auto"))
     try:
         return args.func(args)
     except USER_ERRORS as exc:

@@ -62,13 +62,22 @@ def resolve_model(name_or_path) -> Path:
     )
 
 
+def pick_device(name: str) -> torch.device:
+    """``auto`` is the GPU when PyTorch sees one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but PyTorch sees no CUDA GPU")
+    return torch.device(name)
+
+
 class Predictor:
     """A loaded checkpoint that classifies images, binning retroactively when asked."""
 
     def __init__(self, path, device: str = "cpu", batch_size: int = 256):
         self.path = Path(path)
         self.model, self.preprocessor, self.checkpoint = load_model(self.path)
-        self.device = torch.device(device)
+        self.device = pick_device(device)
         self.model.to(self.device)
         self.batch_size = batch_size
         self.name = self.checkpoint["model"].get("display_name") or self.path.stem

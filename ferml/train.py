@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from .checkpoint import CheckpointError, build_model, make_checkpoint, read_checkpoint, save_checkpoint
 from .data import ImageSet, MissingSplitError, load_dataset, sha256_of
+from .inference import pick_device
 from .labels import check_label_set
 from .losses import LOSSES
 from .models import create_model, get_entry
@@ -67,14 +68,6 @@ class TrainConfig:
 
 def default_lr(optimizer: str) -> float:
     return {"adadelta": 1.0, "adam": 1e-3, "sgd": 0.01}[optimizer]
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but PyTorch sees no CUDA GPU")
-    return torch.device(name)
 
 
 def seed_everything(seed: int) -> None:

@@ -41,6 +41,7 @@ def cmd_train(args) -> int:
         init=args.init, channels=args.channels, dropout=args.dropout, val_data=args.val_data,
         val_fraction=args.val_fraction, limit=args.limit, skip_bad=args.skip_bad, ferplus=args.ferplus,
         ferplus_mode=args.ferplus_mode, display_name=args.name, half=args.half, progress=not args.no_progress,
+        time_limit=args.time_limit,
     )
     result = train(cfg, log=lambda m: print(m, flush=True))
     if int(os.environ.get("RANK", "0")) == 0:
@@ -107,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="name recorded in the checkpoint (default: the file name)")
     p.add_argument("--half", action="store_true", help="store the best checkpoint's weights in half precision")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--time-limit", type=float, metavar="MIN",
+                   help="stop (keeping the best checkpoint) before an epoch that would end past MIN minutes")
     p.set_defaults(func=cmd_train, labels="fer7")
 
     p = sub.add_parser("score", parents=[data_opts], help="score a trained model")

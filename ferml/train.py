@@ -61,6 +61,7 @@ class TrainConfig:
     display_name: str | None = None
     half: bool = False
     progress: bool = True
+    time_limit: float | None = None  # minutes; stop before an epoch that would run past it
 
     def output_path(self) -> Path:
         return Path(self.out or f"runs/{self.display_name or self.model}.pt")
@@ -129,7 +130,8 @@ class Distributed:
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         self.active = self.world > 1
         if self.active and not dist.is_initialized():
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+            # the epoch sums are CPU tensors: they go over gloo even when the gradients use NCCL
+            dist.init_process_group("cpu:gloo,cuda:nccl" if device.type == "cuda" else "gloo")
 
     @property
     def main(self) -> bool:
@@ -163,6 +165,7 @@ def evaluate(model, x: torch.Tensor, y: torch.Tensor, loss_fn, batch_size: int, 
 def train(cfg: TrainConfig, log=print) -> dict:
     """Train ``cfg.model``; returns the best epoch's metrics. Writes cfg.out, its
     ``.last.pt`` (resume state) and ``.metrics.csv``."""
+    started = time.time()
     check_label_set(cfg.labels)
     if cfg.loss not in LOSSES:
         raise ValueError(f"unknown loss {cfg.loss!r}; choose {', '.join(LOSSES)}")
@@ -216,7 +219,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     def amp():
         return torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else torch.autocast("cpu", enabled=False)
 
-    start_epoch, best, history = 1, {"val_accuracy": -1.0}, []
+    start_epoch, best, history, stopped_early = 1, {"val_accuracy": -1.0}, [], False
     if resume_state:
         extra = resume_state.get("resume", {})
         if "optimizer" in extra:
@@ -291,8 +294,18 @@ def train(cfg: TrainConfig, log=print) -> dict:
                                "best": best, "history": history}
             save_checkpoint(state, last_path)
             write_metrics(metrics_path, history)
+        if cfg.time_limit is not None and epoch < cfg.epochs:
+            # assume the next epoch takes as long as this one; every rank must agree to stop
+            over = time.time() - started + row["seconds"] > cfg.time_limit * 60
+            if ddp.sum(float(over))[0] > 0:
+                stopped_early = True
+                if ddp.main:
+                    log(f"stopping after epoch {epoch} of {cfg.epochs}: another epoch would pass "
+                        f"the time limit of {cfg.time_limit:g} min")
+                break
     ddp.close()
-    return {"best": best, "history": history, "out": str(out), "metrics": str(metrics_path)}
+    return {"best": best, "history": history, "out": str(out), "metrics": str(metrics_path),
+            "stopped_early": stopped_early}
 
 
 def write_metrics(path: Path, history: list[dict]) -> None:

@@ -79,6 +79,17 @@ def test_resume_continues_from_last_epoch(trained, fer_sample_csv, tmp_path):
     assert resumed["history"][:2] == result["history"]
 
 
+def test_time_limit_stops_between_epochs_and_keeps_the_best(trained, fer_sample_csv, tmp_path):
+    cfg, _, _ = trained
+    out = tmp_path / "limited.pt"
+    # a limit below one epoch's duration: the first epoch runs, the second would pass it
+    limited = train(TrainConfig(**{**cfg.__dict__, "epochs": 5, "time_limit": 1e-4, "out": str(out)}), log=lambda m: None)
+    assert limited["stopped_early"] and [h["epoch"] for h in limited["history"]] == [1]
+    assert read_checkpoint(out)["metrics"]["epoch"] == 1
+    generous = train(TrainConfig(**{**cfg.__dict__, "time_limit": 60.0, "out": str(tmp_path / "free.pt")}), log=lambda m: None)
+    assert not generous["stopped_early"] and len(generous["history"]) == cfg.epochs
+
+
 def test_half_precision_storage_keeps_scores(trained, fer_sample_csv, tmp_path):
     _, _, out = trained
     ckpt = read_checkpoint(out)

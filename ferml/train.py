@@ -248,7 +248,10 @@ def train(cfg: TrainConfig, log=print) -> dict:
         steps = math.ceil(len(order) / ddp.world / cfg.batch_size)
         bar = tqdm(range(steps), desc=f"epoch {epoch}/{cfg.epochs}", disable=not (cfg.progress and ddp.main),
                    leave=False, dynamic_ncols=True)
-        loss_sum, correct, seen = 0.0, 0, 0
+        # running sums stay on the device: reading them back every step would stall a GPU
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        correct = torch.zeros((), dtype=torch.int64, device=device)
+        seen = 0
         for step in bar:
             idx = shard[step * cfg.batch_size:(step + 1) * cfg.batch_size]
             if len(idx) == 0:
@@ -264,11 +267,12 @@ def train(cfg: TrainConfig, log=print) -> dict:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            loss_sum += loss.item() * len(yb)
-            correct += int((scores.argmax(1) == yb).sum())
+            loss_sum += loss.detach().double() * len(yb)
+            correct += (scores.argmax(1) == yb).sum()
             seen += len(yb)
-            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}")
-        loss_total, correct_total, seen_total = ddp.sum(loss_sum, correct, seen)
+            if not bar.disable and (step % 20 == 0 or step == steps - 1):
+                bar.set_postfix(loss=f"{float(loss_sum) / seen:.4f}", acc=f"{int(correct) / seen:.3f}")
+        loss_total, correct_total, seen_total = ddp.sum(float(loss_sum), int(correct), seen)
         train_loss, train_acc = loss_total / seen_total, correct_total / seen_total
         val_loss, val_acc = evaluate(model, x_val, y_val, loss_fn, 512, device, amp)
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):

@@ -12,6 +12,7 @@ venv:
 demo: venv
 	@$(PY) manage.py migrate --noinput -v 0
 	@$(PY) manage.py load_demo
+	@$(PY) manage.py demo_video
 	@$(PY) manage.py benchmark --testset demo --html var/demo-report.html --json var/demo-report.json
 	@echo "HTML report: var/demo-report.html"
 	@$(PY) manage.py demo_logins --url http://$(HOST):$(PORT)/

@@ -341,7 +341,7 @@ def _crop_face(image: PILImage.Image, min_face: int):
     """(png bytes, box) of the largest face, or raise _NoFace / _SmallFace."""
     import numpy as np
 
-    from .faces import largest_face
+    from ferml.faces import largest_face
 
     upright = ImageOps.exif_transpose(image)
     box = largest_face(np.asarray(upright.convert("L")))

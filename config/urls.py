@@ -8,4 +8,5 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("annotator.urls")),
     path("evaluation/", include("evaluation.urls")),
+    path("live/", include("live.urls")),
 ]

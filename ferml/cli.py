@@ -1,14 +1,16 @@
-"""``python -m ferml models | train | score``."""
+"""``python -m ferml models | train | score | live``."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from .checkpoint import CheckpointError
 from .data import DataError, load_dataset
+from . import live as live_defaults
 from .labels import LABEL_SETS, LabelError
 from .losses import LOSSES
 from .models import UnknownModelError, list_models
@@ -69,6 +71,42 @@ def cmd_score(args) -> int:
     return 0
 
 
+def cmd_live(args) -> int:
+    from collections import Counter
+
+    from .inference import Predictor
+    from .live import LiveAnalyzer, LiveSettings, VideoSource, live_frames, open_writer, video_codec
+
+    settings = LiveSettings(args.spectrum, args.prediction_sense, args.tracking_sense,
+                            args.prediction_every, args.label_every)
+    if args.out:
+        video_codec(args.out)  # a wrong file type is refused before any frame is read
+    predictor = Predictor.from_name(args.model, device=args.device)
+    video = VideoSource(args.source)
+    writer, shown, n_frames, analyzer = None, Counter(), 0, LiveAnalyzer(predictor, settings)
+    started = time.perf_counter()
+    try:
+        for frame, _, analyzer in live_frames(predictor, video, settings, args.max_frames):
+            n_frames += 1
+            if args.out:
+                writer = writer or open_writer(args.out, video.fps, (frame.shape[1], frame.shape[0]))
+                writer.write(frame)
+            for t in analyzer.labelled:
+                shown[t.label] += 1
+                print(f"frame {n_frames}: face #{t.id} {t.label} ({100 * t.probability:.0f} %)", flush=True)
+    finally:
+        if writer is not None:
+            writer.release()
+    seconds = time.perf_counter() - started
+    labels = ", ".join(f"{k} {v}" for k, v in shown.most_common()) or "none"
+    print(f"{n_frames} frames, {analyzer.n_predictions} face predictions, {analyzer.tracker.n_started} "
+          f"faces tracked; labels shown: {labels}")
+    print(f"{seconds:.1f} s, {n_frames / seconds:.1f} frames/s (detection, tracking, model and drawing)")
+    if args.out:
+        print(f"annotated video: {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ferml", description="Train and score facial expression CNNs.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -117,6 +155,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", help="train, val or test (default: every row)")
     p.add_argument("--json", help="write the result as JSON here")
     p.set_defaults(func=cmd_score, batch_size=256)
+
+    p = sub.add_parser("live", help="label the faces of a video file, camera or stream (thesis 7.5)")
+    p.add_argument("--model", default="bkvgg12", help="model name or checkpoint file (default bkvgg12)")
+    p.add_argument("--source", required=True, help="video file, camera number (0) or stream URL")
+    p.add_argument("--out", help="write the annotated video here (.avi or .mp4)")
+    p.add_argument("--spectrum", default="bin3", choices=["full"] + list(LABEL_SETS),
+                   help="full: the model's own classes; or a label set to bin them into (default bin3)")
+    p.add_argument("--prediction-sense", type=float, default=live_defaults.DEFAULT_PREDICTION_SENSE,
+                   help="below this mean probability the label is 'uncertain'")
+    p.add_argument("--tracking-sense", type=float, default=live_defaults.DEFAULT_TRACKING_SENSE,
+                   help="largest move in pixels of a face's centre between analysed frames")
+    p.add_argument("--prediction-every", type=int, default=live_defaults.DEFAULT_PREDICTION_EVERY,
+                   help="analyse every Nth frame")
+    p.add_argument("--label-every", type=int, default=live_defaults.DEFAULT_LABEL_EVERY,
+                   help="show a new label every N frames")
+    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.set_defaults(func=cmd_live)
     return parser
 
 

@@ -25,6 +25,7 @@ THIRD_PARTY_APPS: list[str] = []
 LOCAL_APPS = [
     "annotator",
     "evaluation",
+    "live",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
@@ -90,6 +91,8 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
+# Videos the live demo may play; staff can open no other file on the server.
+LIVE_VIDEO_DIR = Path(os.environ.get("LIVE_VIDEO_DIR", VAR_DIR / "live"))
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

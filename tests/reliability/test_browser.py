@@ -1,8 +1,9 @@
 """End to end in Debian's headless Chromium, driven by Playwright, against a live server.
 
 An annotator logs in, labels real faces with the keys 1 / 2 / 3, undoes with u, reloads
-and finds the progress kept, and logs out; staff see the dashboard and download the
-exports. No page may log a console error. Screenshots go to test-artifacts/browser/.
+and finds the progress kept, and logs out; staff see the dashboard, download the exports
+and watch the live demo play. No page may log a console error. Screenshots go to
+test-artifacts/browser/.
 
 Without /usr/bin/chromium these tests are skipped, except under CI (CI=true), where a
 missing browser is a failure.
@@ -210,5 +211,28 @@ def test_staff_see_the_dashboard_download_the_exports_and_open_the_report(browse
     expect(page.locator("h1")).to_have_text(f"Human vs model: {TESTSET}")
     expect(page.locator("table.scores")).to_contain_text("human (")
     tab.shot("3-report")
+    tab.context.close()
+    assert tab.errors == []
+
+
+def test_staff_watch_the_live_demo_play_a_stored_video(browser, live_server, faces, settings, tmp_path):
+    from django.core.management import call_command
+    from playwright.sync_api import expect
+
+    settings.LIVE_VIDEO_DIR = tmp_path / "live"
+    call_command("demo_video", "--per-label", "1", "--out", str(tmp_path / "live" / "demo-faces.avi"))
+    tab = Page(browser, live_server.url, "live")
+    page = tab.page
+    tab.log_in("boss", "pw-boss-browser")
+    page.get_by_role("link", name="Live demo").click()
+    expect(page.locator("h1")).to_have_text("Live demo")
+    expect(page.locator("#id_source")).to_have_value("demo-faces.avi")
+    page.select_option("#id_spectrum", "full")
+    # The stream is a Motion-JPEG image that keeps loading while the video plays.
+    page.click("form.live-settings button[type=submit]", no_wait_after=True)
+    page.wait_for_function("() => { const i = document.querySelector('img.live-stream');"
+                           " return i && i.naturalWidth === 480 && i.naturalHeight === 320; }")
+    assert "spectrum=full" in page.locator("img.live-stream").get_attribute("src")
+    tab.shot("live-demo")
     tab.context.close()
     assert tab.errors == []

@@ -47,6 +47,7 @@ STAFF_NOT_200 = {
     "admin:view_on_site": (404, "no model has a public page"),
     "admin (catch-all)": (404, "an admin URL that does not exist"),
     "admin (object redirect)": (302, "admin/<model>/<id>/ redirects to its change page"),
+    "live:stream": (400, "a stream needs its source and settings in the query string"),
 }
 
 

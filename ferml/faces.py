@@ -34,20 +34,26 @@ def detect_faces(gray: np.ndarray) -> list[tuple[int, int, int, int]]:
     return [tuple(int(v) for v in box) for box in boxes]
 
 
+def find_faces(gray: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Every face box (x, y, w, h) in ``gray``'s pixels; large images are searched downscaled."""
+    scale = max(gray.shape) / SEARCH_MAX_SIDE
+    if scale <= 1:
+        return detect_faces(gray)
+    import cv2
+
+    small = cv2.resize(gray, (round(gray.shape[1] / scale), round(gray.shape[0] / scale)),
+                       interpolation=cv2.INTER_AREA)
+    boxes = []
+    for box in detect_faces(small):
+        x, y, w, h = (round(v * scale) for v in box)
+        # Rounding after scaling back must not push the box past the image edge.
+        boxes.append((x, y, min(w, gray.shape[1] - x), min(h, gray.shape[0] - y)))
+    return boxes
+
+
 def largest_face(gray: np.ndarray) -> tuple[int, int, int, int] | None:
     """The face box (in ``gray``'s pixels) with the largest area, or None without a face."""
-    scale = max(gray.shape) / SEARCH_MAX_SIDE
-    if scale > 1:
-        import cv2
-
-        small = cv2.resize(gray, (round(gray.shape[1] / scale), round(gray.shape[0] / scale)),
-                           interpolation=cv2.INTER_AREA)
-        boxes = [tuple(round(v * scale) for v in box) for box in detect_faces(small)]
-    else:
-        boxes = detect_faces(gray)
+    boxes = find_faces(gray)
     if not boxes:
         return None
-    x, y, w, h = max(boxes, key=lambda b: (b[2] * b[3], -b[1], -b[0]))
-    # Rounding after scaling back must not push the box past the image edge.
-    w, h = min(w, gray.shape[1] - x), min(h, gray.shape[0] - y)
-    return x, y, w, h
+    return max(boxes, key=lambda b: (b[2] * b[3], -b[1], -b[0]))

@@ -229,11 +229,17 @@ class VideoSource:
         self.fps = fps if fps and 1 <= fps <= 240 else 25.0
         self.is_file = isinstance(target, str) and not target.lower().startswith(STREAM_SCHEMES)
 
-    def frames(self, max_frames: int | None = None) -> Iterator[np.ndarray]:
+    def frames(self, max_frames: int | None = None, loop: bool = False) -> Iterator[np.ndarray]:
+        """The frames in order; ``loop`` starts a video file again at its end, like a kiosk."""
+        import cv2
+
         count = 0
         try:
             while max_frames is None or count < max_frames:
                 ok, frame = self.capture.read()
+                if not ok and loop and self.is_file and count:
+                    self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                    ok, frame = self.capture.read()
                 if not ok:
                     if count == 0:
                         raise LiveSourceError(f"{self.name}: no frame could be read")
@@ -245,16 +251,17 @@ class VideoSource:
 
 
 def live_frames(predictor, source: str | VideoSource, settings: LiveSettings | None = None,
-                max_frames: int | None = None, realtime: bool = False):
+                max_frames: int | None = None, realtime: bool = False, loop: bool = False):
     """(annotated frame, tracks, analyzer) for each frame of ``source``.
 
-    ``realtime`` paces a video file at its own frame rate, as a camera would deliver it.
+    ``realtime`` paces a video file at its own frame rate, as a camera would deliver it;
+    ``loop`` plays a video file again and again.
     """
     video = source if isinstance(source, VideoSource) else VideoSource(source)
     analyzer = LiveAnalyzer(predictor, settings)
     pace = realtime and video.is_file
     start = time.monotonic()
-    for n, frame in enumerate(video.frames(max_frames)):
+    for n, frame in enumerate(video.frames(max_frames, loop)):
         tracks = analyzer.process(frame)
         yield draw_tracks(frame, tracks), tracks, analyzer
         if pace:

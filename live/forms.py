@@ -42,6 +42,7 @@ class LiveForm(forms.Form):
     )
     prediction_every = forms.IntegerField(label="Prediction frequency (frames)", min_value=1, max_value=1000)
     label_every = forms.IntegerField(label="Label frequency (frames)", min_value=1, max_value=10000)
+    loop = forms.BooleanField(label="Play a stored video again and again", required=False)
 
     def __init__(self, *args, model_names: list[str], **kwargs):
         super().__init__(*args, **kwargs)
@@ -54,7 +55,7 @@ class LiveForm(forms.Form):
             "source": videos[0] if videos else "", "model": model_names[0] if model_names else "",
             "spectrum": "bin3", "prediction_sense": live.DEFAULT_PREDICTION_SENSE,
             "tracking_sense": live.DEFAULT_TRACKING_SENSE, "prediction_every": live.DEFAULT_PREDICTION_EVERY,
-            "label_every": live.DEFAULT_LABEL_EVERY,
+            "label_every": live.DEFAULT_LABEL_EVERY, "loop": True,
         }
 
     def clean_source(self) -> str:

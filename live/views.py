@@ -36,7 +36,8 @@ def stream(request):
     except live.LiveSourceError as exc:
         return HttpResponse(str(exc), status=400, content_type="text/plain")
     predictor = Predictor.from_name(form.cleaned_data["model"])
-    frames = (frame for frame, _, _ in live.live_frames(predictor, video, form.live_settings(), realtime=True))
+    annotated = live.live_frames(predictor, video, form.live_settings(), realtime=True, loop=form.cleaned_data["loop"])
+    frames = (frame for frame, _, _ in annotated)
     parts = live.mjpeg_stream(frames, BOUNDARY)
     try:
         first = next(parts)  # a source that opens but yields no frame is refused here, not mid-stream

@@ -159,6 +159,12 @@ def test_a_tight_tracking_sense_loses_moving_faces(predictor, frames):
     assert all(track == n // 3 for n, track, _, _ in events)
 
 
+def test_loop_plays_a_file_again(clip, frames):
+    looped = list(VideoSource(str(clip)).frames(max_frames=100, loop=True))
+    assert len(looped) == 100
+    assert np.array_equal(looped[90], frames[0]) and np.array_equal(looped[99], frames[9])
+
+
 def test_mjpeg_parts_are_jpeg_frames(frames):
     parts = list(mjpeg_stream(frames[:3], boundary="b"))
     assert len(parts) == 3

@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
-from ferml.live import DEFAULT_LABEL_EVERY, VideoSource
+from ferml.live import DEFAULT_LABEL_EVERY, VideoSource, make_face_clip
 
 pytestmark = pytest.mark.django_db
 
@@ -75,6 +75,7 @@ def test_stream_sends_annotated_frames(staff_client, video_dir, demo_clip):
         assert head.startswith(b"--frame\r\nContent-Type: image/jpeg")
         frames.append(cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR))
     original = list(VideoSource(str(demo_clip)).frames(DEFAULT_LABEL_EVERY))
+    assert not np.array_equal(frames[0], frames[-1])  # the face drifts
     # Frames are drawn on: at the label frame a filled label box differs from the plain video.
     assert frames[-1].shape == original[-1].shape
     assert np.abs(frames[-1].astype(int) - original[-1]).max() > 100
@@ -99,6 +100,17 @@ def test_unreadable_video_is_refused(staff_client, video_dir):
     (video_dir / "broken.mp4").write_bytes(b"\x00" * 2048)
     response = staff_client.get(reverse("live:stream"), query("broken.mp4"))
     assert response.status_code == 400 and "broken.mp4" in response.content.decode()
+
+
+def test_a_looping_stream_starts_the_video_again(staff_client, video_dir, demo_clip):
+    face = next(VideoSource(str(demo_clip)).frames())
+    make_face_clip([face[96:288, 8:200]], video_dir / "short.avi", seconds_per_face=0.4)  # 6 frames
+    once = staff_client.get(reverse("live:stream"), query("short.avi"))
+    assert len(list(once.streaming_content)) == 6
+    looping = staff_client.get(reverse("live:stream"), {**query("short.avi"), "loop": "on"})
+    chunks = iter(looping.streaming_content)
+    assert len([next(chunks) for _ in range(15)]) == 15
+    looping.close()
 
 
 def test_only_staff_may_watch(client, django_user_model, video_dir):

@@ -14,4 +14,4 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"\nThe web app: {url}"))
         self.stdout.write(f"  staff (dashboard, report, export): {DEMO_STAFF[0]} / {DEMO_STAFF[1]}")
         self.stdout.write(f"  annotator (labelling):             {DEMO_ANNOTATOR[0]} / {DEMO_ANNOTATOR[1]}")
-        self.stdout.write(f"  staff report: {url}evaluation/   Stop with Ctrl-C.\n")
+        self.stdout.write(f"  staff report: {url}evaluation/   live demo: {url}live/   Stop with Ctrl-C.\n")

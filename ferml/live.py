@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -72,7 +72,6 @@ class Track:
     n_predictions: int = 0
     label: str | None = None
     probability: float | None = None
-    history: list[str] = field(default_factory=list)
 
     @property
     def centre(self) -> tuple[float, float]:
@@ -171,7 +170,6 @@ class LiveAnalyzer:
         best = int(mean.argmax())
         track.probability = float(mean[best])
         track.label = self.classes[best] if track.probability >= self.settings.prediction_sense else UNCERTAIN
-        track.history.append(track.label)
         track.prob_sum, track.n_predictions = None, 0
         return True
 

@@ -8,9 +8,9 @@ import sys
 import time
 from pathlib import Path
 
+from . import live as live_defaults
 from .checkpoint import CheckpointError
 from .data import DataError, load_dataset
-from . import live as live_defaults
 from .labels import LABEL_SETS, LabelError
 from .losses import LOSSES
 from .models import UnknownModelError, list_models
@@ -86,7 +86,7 @@ def cmd_live(args) -> int:
     writer, shown, n_frames, analyzer = None, Counter(), 0, LiveAnalyzer(predictor, settings)
     started = time.perf_counter()
     try:
-        for frame, _, analyzer in live_frames(predictor, video, settings, args.max_frames):
+        for frame in live_frames(analyzer, video, args.max_frames):
             n_frames += 1
             if args.out:
                 writer = writer or open_writer(args.out, video.fps, (frame.shape[1], frame.shape[0]))

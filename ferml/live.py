@@ -248,20 +248,17 @@ class VideoSource:
             self.capture.release()
 
 
-def live_frames(predictor, source: str | VideoSource, settings: LiveSettings | None = None,
-                max_frames: int | None = None, realtime: bool = False, loop: bool = False):
-    """(annotated frame, tracks, analyzer) for each frame of ``source``.
+def live_frames(analyzer: LiveAnalyzer, video: VideoSource, max_frames: int | None = None,
+                realtime: bool = False, loop: bool = False) -> Iterator[np.ndarray]:
+    """Each frame of ``video``, analysed by ``analyzer`` and drawn on.
 
     ``realtime`` paces a video file at its own frame rate, as a camera would deliver it;
     ``loop`` plays a video file again and again.
     """
-    video = source if isinstance(source, VideoSource) else VideoSource(source)
-    analyzer = LiveAnalyzer(predictor, settings)
     pace = realtime and video.is_file
     start = time.monotonic()
     for n, frame in enumerate(video.frames(max_frames, loop)):
-        tracks = analyzer.process(frame)
-        yield draw_tracks(frame, tracks), tracks, analyzer
+        yield draw_tracks(frame, analyzer.process(frame))
         if pace:
             delay = start + (n + 1) / video.fps - time.monotonic()
             if delay > 0:

@@ -36,13 +36,13 @@ def stream(request):
     except live.LiveSourceError as exc:
         return HttpResponse(str(exc), status=400, content_type="text/plain")
     predictor = Predictor.from_name(form.cleaned_data["model"])
-    annotated = live.live_frames(predictor, video, form.live_settings(), realtime=True, loop=form.cleaned_data["loop"])
-    frames = (frame for frame, _, _ in annotated)
+    analyzer = live.LiveAnalyzer(predictor, form.live_settings())
+    frames = live.live_frames(analyzer, video, realtime=True, loop=form.cleaned_data["loop"])
     parts = live.mjpeg_stream(frames, BOUNDARY)
     try:
         first = next(parts)  # a source that opens but yields no frame is refused here, not mid-stream
-    except (live.LiveSourceError, StopIteration) as exc:
-        return HttpResponse(str(exc) or f"{video.name}: no frame could be read", status=400, content_type="text/plain")
+    except live.LiveSourceError as exc:
+        return HttpResponse(str(exc), status=400, content_type="text/plain")
     response = StreamingHttpResponse(chain([first], parts),
                                      content_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}")
     response["Cache-Control"] = "no-store"

@@ -1,4 +1,5 @@
 """Write a video of demo faces for the live demo page, which has no camera on a server."""
+import csv
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -9,15 +10,15 @@ from PIL import Image
 
 from annotator.demo import DEMO_DIR
 from ferml.faces import find_faces
-from ferml.live import face_tile, make_face_clip
+from ferml.live import LiveSourceError, face_tile, make_face_clip, video_codec
 
 
 def detectable_faces_by_majority(fixture_dir: Path, per_label: int) -> list[np.ndarray]:
     """The first ``per_label`` faces of each majority label whose tile the detector finds."""
     votes = defaultdict(Counter)
-    for line in (fixture_dir / "votes.csv").read_text().splitlines()[1:]:
-        image, _, label = line.split(",")
-        votes[image][label] += 1
+    with open(fixture_dir / "votes.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            votes[row["image"]][row["label"]] += 1
     chosen = defaultdict(list)
     for image, counts in sorted(votes.items()):
         (label, top), *rest = counts.most_common()
@@ -40,8 +41,10 @@ class Command(BaseCommand):
         if options["per_label"] < 1:
             raise CommandError("--per-label must be at least 1")
         out = Path(options["out"] or Path(settings.LIVE_VIDEO_DIR) / "demo-faces.avi")
-        if out.suffix.lower() not in (".avi", ".mp4"):
-            raise CommandError(f"{out}: the video must be .avi or .mp4")
+        try:
+            video_codec(out)
+        except LiveSourceError as exc:
+            raise CommandError(str(exc)) from exc
         faces = detectable_faces_by_majority(DEMO_DIR, options["per_label"])
         make_face_clip(faces, out)
         self.stdout.write(f"{out}: {len(faces)} demo faces, 2 seconds each")

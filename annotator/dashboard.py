@@ -1,8 +1,13 @@
-"""Figures for the staff dashboard: progress and time per annotator, counts per test set."""
+"""Figures for the staff dashboard: progress and time per annotator, counts per test set.
+
+Other apps may add a section to each test set's entry (``add_section``): the evaluation
+app adds its agreement figures and a link to its report, so this app needs nothing of it.
+"""
 from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
@@ -39,21 +44,22 @@ class TestSetStats:
     n_votes: int
     n_annotators: int  # people with at least one vote
     annotators: list[AnnotatorProgress]
-    agreement: dict | None  # evaluation.services.agreement_summary, with percentages added
+    sections: list[tuple[str, dict]]  # (template, its ``section``) added by other apps
 
 
-def agreement_summary(testset: TestSet) -> dict | None:
-    """The evaluation app's agreement summary (None without that app), with the two
-    accuracies also as percentages for display."""
-    try:
-        from evaluation.services import agreement_summary as summary
-    except ImportError:
-        return None
-    result = dict(summary(testset))
-    for key in ("agreement_accuracy", "loo_agreement"):
-        value = result.get(key)
-        result[f"{key}_pct"] = None if value is None else 100 * value
-    return result
+# template name -> function of a test set giving the template's context
+_sections: dict[str, Callable[[TestSet], dict]] = {}
+
+
+def add_section(template: str, context: Callable[[TestSet], dict]) -> None:
+    """Show ``template`` in each test set's entry, rendered with ``testset`` and
+    ``section = context(testset)``. Apps call this from ``AppConfig.ready``; adding a
+    template again replaces its context function."""
+    _sections[template] = context
+
+
+def testset_sections(testset: TestSet) -> list[tuple[str, dict]]:
+    return [(template, context(testset)) for template, context in _sections.items()]
 
 
 def annotator_progress(testset: TestSet, n_images: int) -> list[AnnotatorProgress]:
@@ -94,7 +100,7 @@ def testset_stats() -> list[TestSetStats]:
                 n_votes=sum(p.done for p in people),
                 n_annotators=sum(1 for p in people if p.done),
                 annotators=people,
-                agreement=agreement_summary(testset),
+                sections=testset_sections(testset),
             )
         )
     return stats

@@ -1,7 +1,7 @@
 """Majority label of one image's votes, with ties reported and never broken.
 
-Pure Python on purpose: the export, the dashboard and the evaluation app can all call it
-on plain lists of labels. Full agreement statistics live in ``evaluation.metrics``.
+Pure Python on purpose (no Django): the export and the live demo's clip call it on plain
+lists of labels. Full agreement statistics live in ``evaluation.metrics``.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-BIN3 = ("negative", "neutral", "positive")
+from ferml.labels import BIN3
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,10 @@ overwritten.
 from django.conf import settings
 from django.db import models
 
+from ferml.labels import BIN3
 
-class Label(models.TextChoices):
-    NEGATIVE = "negative", "Negative"
-    NEUTRAL = "neutral", "Neutral"
-    POSITIVE = "positive", "Positive"
-
+# An annotator's vote is one of ferml's bin3 labels: negative, neutral, positive.
+Label = models.TextChoices("Label", [(label.upper(), label) for label in BIN3])
 
 LABELS = [choice.value for choice in Label]
 

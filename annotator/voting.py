@@ -17,7 +17,7 @@ from .errors import InputError
 from .models import LABELS, Image, TestSet, Vote, VoteEvent
 
 # Keys the labelling page binds, in the order of LABELS.
-LABEL_KEYS = {"1": "negative", "2": "neutral", "3": "positive"}
+LABEL_KEYS = {str(number): label for number, label in enumerate(LABELS, start=1)}
 # Longer than this, the annotator walked away: the time says nothing about the image.
 MAX_TIME_SPENT_MS = 60 * 60 * 1000
 _SHOWN_SALT = "annotator.shown"

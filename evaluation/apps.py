@@ -4,3 +4,18 @@ from django.apps import AppConfig
 class EvaluationConfig(AppConfig):
     name = "evaluation"
     verbose_name = "Evaluation"
+
+    def ready(self):
+        from annotator.dashboard import add_section
+
+        add_section("evaluation/_dashboard_agreement.html", dashboard_agreement)
+
+
+def dashboard_agreement(testset) -> dict:
+    """The agreement figures of ``testset`` for its entry on the annotator's dashboard."""
+    # Imported when the dashboard is shown: the services load PyTorch, which no command
+    # needs at start-up.
+    from .report import summary_context
+    from .services import agreement_summary
+
+    return summary_context(agreement_summary(testset))

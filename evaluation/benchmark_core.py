@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,10 +20,59 @@ from .metrics import DEFAULT_CONFIDENCE, DEFAULT_N_RESAMPLES, Votes
 AUTO = "auto"
 
 
+@dataclass(frozen=True)
+class HoldoutChoice:
+    """The annotator held out, how they were chosen, and the paired images that leaves."""
+
+    split: metrics.HeldOut
+    selection: str  # AUTO or "given"
+
+
+def hold_out(votes: Votes, labels: Sequence[str], holdout: Hashable = AUTO) -> HoldoutChoice:
+    """``holdout`` (an annotator, or ``"auto"``: ``metrics.choose_holdout``, the median
+    leave-one-out agreement) and their paired image set.
+
+    Raises ValueError when the annotator shares no image with a majority of the others.
+    """
+    labels = list(labels)
+    frame = metrics.as_votes(votes, labels)
+    name = metrics.choose_holdout(frame, labels) if holdout == AUTO else holdout
+    split = metrics.holdout_split(frame, labels, name)
+    if split.n_images == 0:
+        raise ValueError(
+            f"annotator {name!r} shares no image with a majority of the other annotators; "
+            f"{len(split.tied)} tied, {len(split.unreferenced)} labelled by nobody else"
+        )
+    return HoldoutChoice(split, AUTO if holdout == AUTO else "given")
+
+
+def agreement_block(votes: Votes, labels: Sequence[str]) -> dict:
+    """Agreement over all annotators: the thesis' agreement accuracy (own vote counted),
+    its leave-one-out form, Fleiss' kappa and Krippendorff's alpha, with the vote counts
+    behind the first two. Undefined figures are None.
+
+    The benchmark report and the staff pages (``services.agreement_summary``) both show these.
+    """
+    labels = list(labels)
+    frame = metrics.as_votes(votes, labels)
+    thesis_form = metrics.agreement_accuracy(frame, labels)
+    loo = metrics.loo_agreement(frame, labels)
+    return {
+        "accuracy": _number(thesis_form.accuracy),
+        "loo_accuracy": _number(loo.accuracy),
+        "fleiss_kappa": _number(metrics.fleiss_kappa(frame, labels)),
+        "krippendorff_alpha": _number(metrics.krippendorff_alpha(frame, labels)),
+        "n_votes_compared": thesis_form.n_compared,
+        "n_votes_excluded_ties": thesis_form.n_excluded,
+        "loo_n_compared": loo.n_compared,
+        "loo_n_excluded": loo.n_excluded,
+    }
+
+
 def build_benchmark_result(
     votes: Votes,
     labels: Sequence[str],
-    holdout: Hashable = AUTO,
+    holdout: Hashable | HoldoutChoice = AUTO,
     model_predictions: Mapping[str, Mapping] | None = None,
     testset_name: str = "",
     seed: int = 0,
@@ -31,21 +81,17 @@ def build_benchmark_result(
 ) -> dict:
     """Agreement over all annotators, then the held-out human and each model on one paired set.
 
-    ``holdout`` is an annotator or ``"auto"`` (``metrics.choose_holdout``: median
-    leave-one-out agreement). ``model_predictions`` maps a model name to its
-    predictions (image -> label); each must cover every image of the paired set.
-    Every bootstrap interval uses ``seed``, so the human and all models are resampled
-    on the same image sets. Raises ValueError when nothing can be scored.
+    ``holdout`` is an annotator, ``"auto"`` (see ``hold_out``), or the ``HoldoutChoice``
+    the caller already made on these votes (it ran the models on its images).
+    ``model_predictions`` maps a model name to its predictions (image -> label); each
+    must cover every image of the paired set. Every bootstrap interval uses ``seed``, so
+    the human and all models are resampled on the same image sets. Raises ValueError
+    when nothing can be scored.
     """
     labels = list(labels)
     frame = metrics.as_votes(votes, labels)
-    holdout_name = metrics.choose_holdout(frame, labels) if holdout == AUTO else holdout
-    split = metrics.holdout_split(frame, labels, holdout_name)
-    if split.n_images == 0:
-        raise ValueError(
-            f"annotator {holdout_name!r} shares no image with a majority of the other annotators; "
-            f"{len(split.tied)} tied, {len(split.unreferenced)} labelled by nobody else"
-        )
+    choice = holdout if isinstance(holdout, HoldoutChoice) else hold_out(frame, labels, holdout)
+    split = choice.split
     human = split.score(split.human_predictions)
 
     def interval(values) -> list:
@@ -79,20 +125,11 @@ def build_benchmark_result(
             }
         )
 
-    thesis_form = metrics.agreement_accuracy(frame, labels)
-    loo = metrics.loo_agreement(frame, labels)
     return {
         "testset": {"name": testset_name, **metrics.vote_summary(frame, labels)},
         "labels": labels,
         "agreement": {
-            "accuracy": _number(thesis_form.accuracy),
-            "loo_accuracy": _number(loo.accuracy),
-            "fleiss_kappa": _number(metrics.fleiss_kappa(frame, labels)),
-            "krippendorff_alpha": _number(metrics.krippendorff_alpha(frame, labels)),
-            "n_votes_compared": thesis_form.n_compared,
-            "n_votes_excluded_ties": thesis_form.n_excluded,
-            "loo_n_compared": loo.n_compared,
-            "loo_n_excluded": loo.n_excluded,
+            **agreement_block(frame, labels),
             "per_annotator": [
                 {
                     "annotator": str(name),
@@ -109,8 +146,8 @@ def build_benchmark_result(
             ],
         },
         "holdout": {
-            "annotator": str(holdout_name),
-            "selection": AUTO if holdout == AUTO else "given",
+            "annotator": str(split.annotator),
+            "selection": choice.selection,
             "n_images": split.n_images,
             "n_excluded_ties": len(split.tied),
             "n_excluded_no_reference": len(split.unreferenced),

@@ -1,9 +1,9 @@
 from django import forms
 
-from ferml.labels import LABEL_SETS
+from ferml.labels import LABEL_SETS, VOTE_LABEL_SETS
 
 from .benchmark_core import AUTO
-from .services import BENCHMARK_LABEL_SETS, DEFAULT_LABEL_SET
+from .services import DEFAULT_LABEL_SET
 
 
 class BenchmarkForm(forms.Form):
@@ -13,7 +13,7 @@ class BenchmarkForm(forms.Form):
     labels = forms.ChoiceField(
         label="Labels",
         choices=[
-            (name, f"{name}: {' / '.join(LABEL_SETS[name])}") for name in BENCHMARK_LABEL_SETS
+            (name, f"{name}: {' / '.join(LABEL_SETS[name])}") for name in VOTE_LABEL_SETS
         ],
     )
     models = forms.MultipleChoiceField(

@@ -105,26 +105,6 @@ def _unique_top(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return counts.argmax(axis=1), (n_top == 1) & (top > 0)
 
 
-@dataclass(frozen=True)
-class Majority:
-    labels: dict  # image -> majority label, images with a unique top count only
-    tied: list  # images whose top count is shared: no majority
-
-    @property
-    def n_tied(self) -> int:
-        return len(self.tied)
-
-
-def majority_labels(votes: Votes, labels: Sequence[str]) -> Majority:
-    """The label with the most votes per image; tied images are listed, not broken."""
-    coded = _code(as_votes(votes, labels), labels)
-    top, has_majority = _unique_top(coded.counts)
-    return Majority(
-        labels={img: labels[t] for img, t, ok in zip(coded.images, top, has_majority) if ok},
-        tied=[img for img, ok in zip(coded.images, has_majority) if not ok],
-    )
-
-
 def vote_summary(votes: Votes, labels: Sequence[str]) -> dict:
     """Size of a vote set: images with at least one vote, annotators, votes, tied images."""
     coded = _code(as_votes(votes, labels), labels)
@@ -436,15 +416,6 @@ def cohens_kappa_from_table(table: np.ndarray) -> float:
     if np.isclose(p_chance, 1.0):
         return float("nan")
     return float((p_observed - p_chance) / (1.0 - p_chance))
-
-
-def cohens_kappa(votes: Votes, labels: Sequence[str], a: Hashable, b: Hashable) -> PairKappa:
-    """Cohen's kappa between annotators ``a`` and ``b`` on the images both labelled."""
-    by_image = _labels_by_image(as_votes(votes, labels))
-    for name in (a, b):
-        if name not in by_image.columns:
-            raise ValueError(f"annotator {name!r} has no votes")
-    return _pair_kappa(by_image, labels, a, b)
 
 
 def pairwise_cohens_kappa(votes: Votes, labels: Sequence[str]) -> list[PairKappa]:

@@ -1,4 +1,5 @@
-"""The benchmark dict (``build_benchmark_result``) as a terminal table or one HTML page.
+"""The benchmark dict (``build_benchmark_result``) as a terminal table or one HTML page,
+and the rows and figures the staff pages show.
 
 Pure functions of the dict, so the ``benchmark`` command, the staff page and a saved
 JSON file all render the same report. Keys beyond the promised schema are optional
@@ -25,27 +26,34 @@ OTHER_COLOR = "#9aa5b1"
 # --------------------------------------------------------------------------- formatting helpers
 
 
-def _pct(x: float | None, digits: int = 1) -> str:
+def _percent(x: float | None) -> float | None:
+    """A share (0.563) as a percentage (56.3); None (undefined) stays None."""
+    return None if x is None else 100 * x
+
+
+def _percent_text(x: float | None, digits: int = 1) -> str:
     return "n/a" if x is None else f"{100 * x:.{digits}f} %"
 
 
-def _num(x: float | None, digits: int = 3) -> str:
+def _decimal_text(x: float | None, digits: int = 3) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
-def _ci(ci: Sequence[float | None] | None) -> str:
+def _interval_text(ci: Sequence[float | None] | None) -> str:
+    """A confidence interval of shares, in percent: ``[48.2, 61.0]``."""
     if not ci or ci[0] is None or ci[1] is None:
         return "n/a"
     return f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
 
 
-def _p(p: float | None) -> str:
+def _p_value_text(p: float | None) -> str:
     if p is None:
         return "n/a"
     return f"{p:.3g}" if p >= 1e-4 else f"{p:.1e}"
 
 
-def _signed_points(x: float | None) -> str:
+def _signed_points_text(x: float | None) -> str:
+    """A difference of shares in percentage points, with its sign: ``+4.1``."""
     return "n/a" if x is None else f"{100 * x:+.1f}"
 
 
@@ -110,26 +118,27 @@ def _score_cells(row: dict) -> list[str]:
     return [
         row["name"],
         str(row["n_images"]),
-        _pct(row["accuracy"]),
-        _ci(row.get("ci95")),
-        "" if row["is_human"] else _signed_points(row.get("diff_vs_human")),
-        "" if row["is_human"] else _p(row.get("mcnemar_p")),
+        _percent_text(row["accuracy"]),
+        _interval_text(row.get("ci95")),
+        "" if row["is_human"] else _signed_points_text(row.get("diff_vs_human")),
+        "" if row["is_human"] else _p_value_text(row.get("mcnemar_p")),
     ]
 
 
 def _agreement_rows(agreement: dict) -> list[list[str]]:
     """The agreement table shared by the terminal and the HTML report."""
     return [
-        ["agreement accuracy (own vote counted, thesis 7.2)", _pct(agreement["accuracy"])],
-        ["leave-one-out agreement", _pct(agreement["loo_accuracy"])],
-        ["Fleiss' kappa", _num(agreement["fleiss_kappa"])],
-        ["Krippendorff's alpha (nominal)", _num(agreement["krippendorff_alpha"])],
+        ["agreement accuracy (own vote counted, thesis 7.2)", _percent_text(agreement["accuracy"])],
+        ["leave-one-out agreement", _percent_text(agreement["loo_accuracy"])],
+        ["Fleiss' kappa", _decimal_text(agreement["fleiss_kappa"])],
+        ["Krippendorff's alpha (nominal)", _decimal_text(agreement["krippendorff_alpha"])],
     ]
 
 
 def format_report_text(result: dict) -> str:
     """A plain-text report: agreement, the human and each model with intervals and
-    McNemar p-values, confusion matrices (row %, rows = reference) and per-annotator agreement."""
+    McNemar p-values, confusion matrices (row %, rows = reference), per-annotator
+    agreement, and each model's checkpoint where the result names it."""
     testset, agreement, holdout = result["testset"], result["agreement"], result["holdout"]
     labels = result["labels"]
     out = [
@@ -180,7 +189,7 @@ def format_report_text(result: dict) -> str:
             [
                 [
                     a["annotator"],
-                    _pct(a["loo_accuracy"]),
+                    _percent_text(a["loo_accuracy"]),
                     str(a["n_compared"]),
                     str(a["n_votes"]),
                     "held out" if a["annotator"] == holdout["annotator"] else "",
@@ -189,6 +198,15 @@ def format_report_text(result: dict) -> str:
             ],
             [False, True, True, True, False],
         )
+    # the checkpoint of each model, where the result names it (``services.run_benchmark`` does)
+    checkpoints = [m for m in result.get("models", []) if "checkpoint" in m]
+    if checkpoints:
+        out += ["", "Checkpoints"]
+        out += [
+            f"  {m['name']}: {m['checkpoint']} ({m['architecture']}, "
+            f"trained on {m['training_label_set']})"
+            for m in checkpoints
+        ]
     return "\n".join(out) + "\n"
 
 
@@ -372,7 +390,12 @@ def render_report_html(result: dict) -> str:
         _html_table(
             ["annotator", "leave-one-out agreement", "compared", "votes"],
             [
-                [a["annotator"], _pct(a["loo_accuracy"]), str(a["n_compared"]), str(a["n_votes"])]
+                [
+                    a["annotator"],
+                    _percent_text(a["loo_accuracy"]),
+                    str(a["n_compared"]),
+                    str(a["n_votes"]),
+                ]
                 for a in per_annotator
             ],
             [False, True, True, True],
@@ -406,3 +429,50 @@ def render_report_html(result: dict) -> str:
         "</body></html>",
     ]
     return "\n".join(p for p in parts if p) + "\n"
+
+
+# --------------------------------------------------------------------------- staff pages
+
+
+def page_context(result: dict) -> dict:
+    """What the staff report page shows of ``result``: the score and annotator rows with
+    percentages as numbers (its template formats them) and the HTML report's figures."""
+    holdout = result["holdout"]
+    rows = [
+        {
+            **row,
+            "accuracy_pct": _percent(row["accuracy"]),
+            "ci95_pct": [_percent(x) for x in row.get("ci95") or [None, None]],
+            "diff_points": _percent(row.get("diff_vs_human")),
+        }
+        for row in _rows(result)
+    ]
+    agreement = result["agreement"]
+    annotators = [
+        {
+            **a,
+            "loo_pct": _percent(a["loo_accuracy"]),
+            "held_out": a["annotator"] == holdout["annotator"],
+        }
+        for a in agreement.get("per_annotator", [])
+    ]
+    per_annotator_figure = agreement_figure(result)
+    return {
+        "rows": rows,
+        "agreement_pct": _percent(agreement["accuracy"]),
+        "loo_pct": _percent(agreement["loo_accuracy"]),
+        "annotators": annotators,
+        "accuracy_figure": figure_to_data_uri(accuracy_figure(result)),
+        "confusion_figure": figure_to_data_uri(confusion_figure(result)),
+        "agreement_figure": per_annotator_figure and figure_to_data_uri(per_annotator_figure),
+    }
+
+
+def summary_context(summary: dict) -> dict:
+    """An agreement summary (``services.agreement_summary``) with its two accuracies also
+    as percentages, as the dashboard shows it."""
+    return {
+        **summary,
+        "agreement_accuracy_pct": _percent(summary["agreement_accuracy"]),
+        "loo_agreement_pct": _percent(summary["loo_agreement"]),
+    }

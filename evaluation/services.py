@@ -2,8 +2,9 @@
 
 These functions query the ORM, run the trained models on the stored images and hand
 votes and predictions to the pure functions of ``evaluation.metrics`` and
-``evaluation.benchmark_core``. The ``benchmark`` command, the staff report page and
-the annotator dashboard all call them, so every place shows the same figures.
+``evaluation.benchmark_core``. The ``benchmark`` command, the staff report pages and
+the agreement section this app adds to the annotator dashboard all call them, so every
+place shows the same figures.
 """
 
 from __future__ import annotations
@@ -21,13 +22,11 @@ from annotator.testsets import resolve_testset
 from ferml.checkpoint import CheckpointError
 from ferml.data import DataError, decode_image, to_model_array
 from ferml.inference import ModelNotFoundError, Predictor, train_command
-from ferml.labels import LABEL_SETS, LabelError, binning_matrix, map_label
+from ferml.labels import LABEL_SETS, VOTE_LABEL_SETS, LabelError, binning_matrix, map_label
 
 from . import metrics
-from .benchmark_core import AUTO, build_benchmark_result
+from .benchmark_core import AUTO, HoldoutChoice, agreement_block, build_benchmark_result, hold_out
 
-# The label sets a human vote can be scored in: votes are bin3, pos2 merges two bins.
-BENCHMARK_LABEL_SETS = ("bin3", "pos2")
 DEFAULT_LABEL_SET = "bin3"
 VOTE_COLUMNS = ["image", "annotator", "label"]
 
@@ -50,10 +49,10 @@ def get_testset(testset: TestSet | str | None) -> TestSet:
 
 
 def label_names(label_set: str) -> list[str]:
-    """The ordered labels of a benchmark label set."""
-    if label_set not in BENCHMARK_LABEL_SETS:
+    """The ordered labels of a benchmark label set (one a human vote can be given in)."""
+    if label_set not in VOTE_LABEL_SETS:
         raise BenchmarkError(
-            f"Unknown label set {label_set!r}; choose one of {', '.join(BENCHMARK_LABEL_SETS)}."
+            f"Unknown label set {label_set!r}; choose one of {', '.join(VOTE_LABEL_SETS)}."
         )
     return list(LABEL_SETS[label_set])
 
@@ -93,14 +92,13 @@ def agreement_summary(testset: TestSet) -> dict:
     """
     labels = label_names(DEFAULT_LABEL_SET)
     frame = testset_votes(testset)
-    thesis_form = metrics.agreement_accuracy(frame, labels)
-    loo = metrics.loo_agreement(frame, labels)
+    agreement = agreement_block(frame, labels)
     return {
         **metrics.vote_summary(frame, labels),
-        "agreement_accuracy": _number(thesis_form.accuracy),
-        "loo_agreement": _number(loo.accuracy),
-        "fleiss_kappa": _number(metrics.fleiss_kappa(frame, labels)),
-        "krippendorff_alpha": _number(metrics.krippendorff_alpha(frame, labels)),
+        "agreement_accuracy": agreement["accuracy"],
+        "loo_agreement": agreement["loo_accuracy"],
+        "fleiss_kappa": agreement["fleiss_kappa"],
+        "krippendorff_alpha": agreement["krippendorff_alpha"],
     }
 
 
@@ -236,17 +234,13 @@ def run_benchmark(
             "or let annotators label it first."
         )
     models = load_models(model_names, labels)
-    holdout_name = _holdout_name(testset, frame, label_list, holdout)
-    try:
-        split = metrics.holdout_split(frame, label_list, holdout_name)
-    except ValueError as err:
-        raise BenchmarkError(_sentence(str(err))) from None
-    predictions = predict_images(testset, models, split.images, labels)
+    choice = _hold_out(testset, frame, label_list, holdout)
+    predictions = predict_images(testset, models, choice.split.images, labels)
     try:
         result = build_benchmark_result(
             frame,
             label_list,
-            holdout=holdout,
+            holdout=choice,
             model_predictions=predictions,
             testset_name=testset.name,
             seed=seed,
@@ -260,30 +254,27 @@ def run_benchmark(
     return result
 
 
-def _holdout_name(testset: TestSet, frame: pd.DataFrame, labels: list[str], holdout: str) -> str:
-    """The username to hold out; a clear error for a name with no votes here."""
-    if holdout == AUTO:
-        try:
-            return metrics.choose_holdout(frame, labels)
-        except ValueError as err:
-            raise BenchmarkError(f"Test set {testset.name!r}: {_sentence(str(err))}") from None
+def _hold_out(
+    testset: TestSet, frame: pd.DataFrame, labels: list[str], holdout: str
+) -> HoldoutChoice:
+    """The one choice of the held-out annotator (a username or ``"auto"``) and their
+    paired images; a clear error for a name with no votes here or nothing to pair."""
     voters = sorted(frame["annotator"].unique())
-    if holdout in voters:
-        return holdout
-    known = ", ".join(voters)
-    if not get_user_model().objects.filter(username=holdout).exists():
+    if holdout != AUTO and holdout not in voters:
+        known = ", ".join(voters)
+        if not get_user_model().objects.filter(username=holdout).exists():
+            raise BenchmarkError(
+                f"There is no annotator named {holdout!r}; annotators of test set "
+                f"{testset.name!r}: {known}."
+            )
         raise BenchmarkError(
-            f"There is no annotator named {holdout!r}; annotators of test set "
-            f"{testset.name!r}: {known}."
+            f"Annotator {holdout!r} has no votes on test set {testset.name!r}; "
+            f"annotators with votes: {known}."
         )
-    raise BenchmarkError(
-        f"Annotator {holdout!r} has no votes on test set {testset.name!r}; "
-        f"annotators with votes: {known}."
-    )
-
-
-def _number(x: float) -> float | None:
-    return None if np.isnan(x) else float(x)
+    try:
+        return hold_out(frame, labels, holdout)
+    except ValueError as err:
+        raise BenchmarkError(f"Test set {testset.name!r}: {_sentence(str(err))}") from None
 
 
 def _sentence(message: str) -> str:

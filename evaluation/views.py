@@ -32,7 +32,7 @@ def report_page(request, testset):
     if not form.fields["models"].choices:
         context["no_model_message"] = services.no_model_message()
     if result is not None:
-        context.update(_presentation(result))
+        context.update(report.page_context(result))
     return render(request, "evaluation/report.html", context, status=400 if form.errors else 200)
 
 
@@ -79,37 +79,3 @@ def _benchmark(request, testset):
     except services.BenchmarkError as err:
         return form, None, str(err)
     return form, result, None
-
-
-def _presentation(result: dict) -> dict:
-    """Percentages, rows and embedded figures for the template (same figures as the HTML report)."""
-    holdout = result["holdout"]
-    human = {"name": f"human ({holdout['annotator']})", "is_human": True, **holdout}
-    rows = [human] + [{**m, "is_human": False} for m in result["models"]]
-    for row in rows:
-        row["accuracy_pct"] = _pct(row["accuracy"])
-        row["ci95_pct"] = [_pct(x) for x in row.get("ci95") or [None, None]]
-        row["diff_points"] = _pct(row.get("diff_vs_human"))
-    agreement = result["agreement"]
-    annotators = [
-        {
-            **a,
-            "loo_pct": _pct(a["loo_accuracy"]),
-            "held_out": a["annotator"] == holdout["annotator"],
-        }
-        for a in agreement.get("per_annotator", [])
-    ]
-    agreement_figure = report.agreement_figure(result)
-    return {
-        "rows": rows,
-        "agreement_pct": _pct(agreement["accuracy"]),
-        "loo_pct": _pct(agreement["loo_accuracy"]),
-        "annotators": annotators,
-        "accuracy_figure": report.figure_to_data_uri(report.accuracy_figure(result)),
-        "confusion_figure": report.figure_to_data_uri(report.confusion_figure(result)),
-        "agreement_figure": agreement_figure and report.figure_to_data_uri(agreement_figure),
-    }
-
-
-def _pct(x):
-    return None if x is None else 100 * x

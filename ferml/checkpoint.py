@@ -47,7 +47,8 @@ def strip_prefixes(state: dict) -> dict:
 
 def make_checkpoint(model, model_args: dict, label_set: str, classes: list[str],
                     preprocessor: Preprocessor, train_config: dict | None = None,
-                    data: dict | None = None, metrics: dict | None = None, half: bool = False) -> dict:
+                    data: dict | None = None, metrics: dict | None = None, half: bool = False,
+                    tta: str = "none") -> dict:
     state = strip_prefixes(model.state_dict())
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
@@ -56,6 +57,7 @@ def make_checkpoint(model, model_args: dict, label_set: str, classes: list[str],
         "model": dict(model_args),
         "labels": {"set": label_set, "classes": list(classes)},
         "preprocess": preprocessor.to_dict(),
+        "tta": tta,
         "train": dict(train_config or {}),
         "data": dict(data or {}),
         "metrics": dict(metrics or {}),
@@ -87,10 +89,29 @@ def read_checkpoint(path) -> dict:
         raise CheckpointError(f"{path}: not a ferml checkpoint (refused to load: {_refusal(path, exc)})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a ferml checkpoint (no '{FORMAT}' marker)")
-    for key in ("model", "labels", "preprocess", "state_dict"):
-        if key not in data:
-            raise CheckpointError(f"{path}: damaged ferml checkpoint, '{key}' is missing")
+    for member in data.get("members", [data]):
+        for key in ("model", "labels", "preprocess", "state_dict"):
+            if not isinstance(member, dict) or key not in member:
+                raise CheckpointError(f"{path}: damaged ferml checkpoint, '{key}' is missing")
     return data
+
+
+def make_ensemble(members: list[dict], names: list[str], label_set: str, classes: list[str], display_name: str) -> dict:
+    """A checkpoint that averages the probabilities of ``members`` (whole checkpoints, each
+    binned into ``label_set``). Members share one input size and channel count, so the
+    benchmark hands all of them the same prepared images."""
+    formats = {(m["preprocess"]["input_size"], m["preprocess"]["channels"]) for m in members}
+    if len(formats) > 1:
+        raise CheckpointError("ensemble members must share one input size and channel count; got "
+                              + ", ".join(f"{n} ({m['preprocess']['input_size']} px)" for n, m in zip(names, members)))
+    return {
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "model": {"name": "ensemble", "display_name": display_name, "members": list(names)},
+        "labels": {"set": label_set, "classes": list(classes)},
+        "preprocess": members[0]["preprocess"], "tta": "none", "state_dict": {},
+        "members": [{k: v for k, v in m.items() if k != "resume"} for m in members],
+        "versions": library_versions(),
+    }
 
 
 def _refusal(path: Path, exc: Exception) -> str:
@@ -109,6 +130,9 @@ def _refusal(path: Path, exc: Exception) -> str:
 def build_model(checkpoint: dict, path="checkpoint"):
     """Rebuild the architecture from the checkpoint's own arguments and load its weights."""
     args = checkpoint["model"]
+    if "members" in checkpoint:
+        raise CheckpointError(f"{path}: an ensemble of {', '.join(args.get('members', []))}; "
+                              "it has no weights of its own to start training from")
     try:
         model = create_model(args["name"], num_classes=int(args["num_classes"]),
                              in_channels=int(args["in_channels"]), dropout=args.get("dropout"))

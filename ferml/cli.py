@@ -1,20 +1,22 @@
-"""``python -m ferml models | train | score | live``."""
+"""``python -m ferml models | bench | train | score | export | ensemble | live``."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 from . import live as live_defaults
 from .checkpoint import CheckpointError
-from .data import DataError, load_dataset
+from .data import FERPLUS_MODES, DataError, load_dataset
+from .bench import DEFAULT_MODELS as DEFAULT_BENCH_MODELS
+from .device import PRECISIONS
 from .labels import LABEL_SETS, LabelError
 from .losses import LOSSES
 from .models import UnknownModelError, list_models
-from .train import OPTIMIZERS, TrainConfig
+from .train import HOLDOUT, OPTIMIZERS, SCHEDULES, TrainConfig
+from .tta import TTA_MODES
 
 USER_ERRORS = (DataError, LabelError, CheckpointError, UnknownModelError, FileNotFoundError, ValueError)
 
@@ -33,12 +35,33 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    import torch
+
+    from .bench import HEADER, run_bench
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size} "
+          f"(training: forward, backward and an AdamW step; inference: forward only; channels-last)")
+    print(HEADER, flush=True)
+    rows = run_bench(args.model or None or DEFAULT_BENCH_MODELS, args.precision, args.device, args.batch_size,
+                     args.repeats, log=lambda line: print(line, flush=True))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
 def cmd_train(args) -> int:
     from .train import train
 
     cfg = TrainConfig(
         model=args.model, data=args.data, labels=args.labels, epochs=args.epochs, batch_size=args.batch_size,
-        loss=args.loss, optimizer=args.optimizer, lr=args.lr, cosine=args.cosine, pixel_norm=not args.no_pixel_norm,
+        loss=args.loss, optimizer=args.optimizer, lr=args.lr, cosine=args.cosine, schedule=args.schedule,
+        warmup=args.warmup, weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
+        soft_targets=args.soft_targets, mixup=args.mixup, precision=args.precision, tta=args.tta,
+        val_split=args.val_split, pixel_norm=not args.no_pixel_norm,
         augment=not args.no_augment, device=args.device, seed=args.seed, out=args.out, resume=args.resume,
         init=args.init, channels=args.channels, dropout=args.dropout, val_data=args.val_data,
         val_fraction=args.val_fraction, limit=args.limit, skip_bad=args.skip_bad, ferplus=args.ferplus,
@@ -57,10 +80,8 @@ def cmd_score(args) -> int:
     from .inference import Predictor
     from .score import format_report, score_predictor
 
-    predictor = Predictor.from_name(args.model, device=args.device, batch_size=args.batch_size)
-    labels = args.labels or predictor.label_set
-    data = load_dataset(args.data, labels, predictor.input_size, predictor.channels, split=args.split,
-                        skip_bad=args.skip_bad, ferplus=args.ferplus, ferplus_mode=args.ferplus_mode)
+    predictor = Predictor.from_name(args.model, device=args.device, batch_size=args.batch_size, tta=args.tta)
+    data = _scoring_data(args, predictor)
     result = score_predictor(predictor, data)
     result["data"] = str(args.data)
     result["split"] = args.split
@@ -71,39 +92,112 @@ def cmd_score(args) -> int:
     return 0
 
 
-def cmd_live(args) -> int:
-    from collections import Counter
+def _scoring_data(args, predictor):
+    labels = args.labels or predictor.label_set
+    load = dict(label_set=labels, size=predictor.input_size, channels=predictor.channels, skip_bad=args.skip_bad,
+                ferplus=args.ferplus, ferplus_mode=args.ferplus_mode)
+    if args.split == HOLDOUT:
+        return holdout_of(predictor.checkpoint, args.data, load)
+    return load_dataset(args.data, split=args.split, **load)
 
-    from .inference import Predictor
-    from .live import LiveAnalyzer, LiveSettings, VideoSource, live_frames, open_writer, video_codec
+
+def cmd_export(args) -> int:
+    """A checkpoint for use: no resume state, the chosen test-time augmentation, and
+    half-precision weights when no prediction on the given data changes."""
+    import numpy as np
+
+    from .checkpoint import read_checkpoint, save_checkpoint
+    from .inference import Predictor, resolve_model
+
+    source = resolve_model(args.model)
+    checkpoint = read_checkpoint(source)
+    full = Predictor(source, device=args.device, batch_size=args.batch_size, checkpoint=checkpoint)
+    data = _scoring_data(args, full)
+    exported = dict(checkpoint)
+    exported.pop("resume", None)
+    if args.tta:
+        exported["tta"] = args.tta
+        full = Predictor(source, device=args.device, batch_size=args.batch_size, checkpoint=exported)
+    if "members" in exported:
+        exported["members"] = [dict(m) for m in exported["members"]]
+    for part in exported.get("members", [exported]):
+        part["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in part["state_dict"].items()}
+    half = Predictor(source, device=args.device, batch_size=args.batch_size, checkpoint=exported)
+    before = full.predict_proba_arrays(data.images, data.label_set).argmax(1)
+    after = half.predict_proba_arrays(data.images, data.label_set).argmax(1)
+    changed = int((before != after).sum())
+    accuracy = [float((p == data.labels).mean()) for p in (before, after)]
+    print(f"{changed} of {len(before)} predictions change in half precision; accuracy "
+          f"{100 * accuracy[0]:.2f} % -> {100 * accuracy[1]:.2f} % ({data.label_set}, TTA {full.tta})")
+    if changed and not args.allow_changes:
+        if args.float32_fallback:
+            exported = {k: v for k, v in checkpoint.items() if k != "resume"}
+            exported["tta"] = full.tta
+            print("float32 weights kept")
+        else:
+            print("error: not written; pass --float32-fallback to keep float32 weights, or --allow-changes",
+                  file=sys.stderr)
+            return 2
+    out = save_checkpoint(exported, args.out)
+    print(f"{out}: {out.stat().st_size / 2**20:.1f} MiB (was {source.stat().st_size / 2**20:.1f} MiB)")
+    return 0
+
+
+def cmd_ensemble(args) -> int:
+    from .checkpoint import make_ensemble, read_checkpoint, save_checkpoint
+    from .inference import resolve_model
+    from .labels import binning_matrix, check_label_set
+
+    members = [read_checkpoint(resolve_model(name)) for name in args.members]
+    label_set = args.labels or members[0]["labels"]["set"]
+    classes = check_label_set(label_set)
+    for name, member in zip(args.members, members):
+        try:
+            binning_matrix(member["labels"]["classes"], label_set)
+        except LabelError:
+            raise LabelError(f"{name} answers in {member['labels']['set']}, which cannot be binned into {label_set}") from None
+    name = args.name or Path(args.out).stem
+    out = save_checkpoint(make_ensemble(members, list(args.members), label_set, classes, name), args.out)
+    print(f"{out}: ensemble {name} of {', '.join(args.members)} ({label_set})")
+    return 0
+
+
+def holdout_of(checkpoint: dict, path, load: dict):
+    """The training images a checkpoint held out for validation (its seed and fraction)."""
+    import numpy as np
+
+    from .data import MissingSplitError, holdout_mask, sha256_of
+
+    parts = checkpoint.get("members", [checkpoint])
+    holdouts = {(p.get("train", {}).get("seed"), p.get("train", {}).get("val_fraction"),
+                 p.get("data", {}).get("sha256")) for p in parts}
+    if len(holdouts) > 1:
+        raise ValueError("the ensemble's members held out different training images; score them one by one")
+    checkpoint = parts[0]
+    trained = checkpoint.get("train", {})
+    if "seed" not in trained:
+        raise ValueError("this checkpoint records no training run, so no holdout")
+    if trained.get("val_split") != HOLDOUT and trained.get("val_data"):
+        raise ValueError("this checkpoint was validated on other data (--val-data), not on a holdout of its training data")
+    recorded = checkpoint.get("data", {}).get("sha256")
+    if recorded and Path(path).is_file() and sha256_of(path) != recorded:
+        raise ValueError(f"{path} is not the file this checkpoint was trained on "
+                         f"({checkpoint['data'].get('file')}, sha256 {recorded[:12]}...)")
+    try:
+        data = load_dataset(path, split=trained.get("train_split", "train"), **load)
+    except MissingSplitError:
+        data = load_dataset(path, split=None, **load)
+    return data.subset(np.flatnonzero(holdout_mask(data.keys, int(trained.get("seed", 0)),
+                                                   float(trained.get("val_fraction", 0.1)))))
+
+
+def cmd_live(args) -> int:
+    from .live import LiveSettings, label_video
 
     settings = LiveSettings(args.spectrum, args.prediction_sense, args.tracking_sense,
                             args.prediction_every, args.label_every)
-    if args.out:
-        video_codec(args.out)  # a wrong file type is refused before any frame is read
-    predictor = Predictor.from_name(args.model, device=args.device)
-    video = VideoSource(args.source)
-    writer, shown, n_frames, analyzer = None, Counter(), 0, LiveAnalyzer(predictor, settings)
-    started = time.perf_counter()
-    try:
-        for frame in live_frames(analyzer, video, args.max_frames):
-            n_frames += 1
-            if args.out:
-                writer = writer or open_writer(args.out, video.fps, (frame.shape[1], frame.shape[0]))
-                writer.write(frame)
-            for t in analyzer.labelled:
-                shown[t.label] += 1
-                print(f"frame {n_frames}: face #{t.id} {t.label} ({100 * t.probability:.0f} %)", flush=True)
-    finally:
-        if writer is not None:
-            writer.release()
-    seconds = time.perf_counter() - started
-    labels = ", ".join(f"{k} {v}" for k, v in shown.most_common()) or "none"
-    print(f"{n_frames} frames, {analyzer.n_predictions} face predictions, {analyzer.tracker.n_started} "
-          f"faces tracked; labels shown: {labels}")
-    print(f"{seconds:.1f} s, {n_frames / seconds:.1f} frames/s (detection, tracking, model and drawing)")
-    if args.out:
-        print(f"annotated video: {args.out}")
+    label_video(args.source, args.model, settings, out=args.out, max_frames=args.max_frames,
+                device=args.device)
     return 0
 
 
@@ -121,17 +215,50 @@ def build_parser() -> argparse.ArgumentParser:
     data_opts.add_argument("--labels", choices=list(LABEL_SETS), help="label set")
     data_opts.add_argument("--skip-bad", action="store_true", help="skip and count malformed rows/images instead of stopping")
     data_opts.add_argument("--ferplus", help="FER+ fer2013new.csv: label FER2013 rows by their crowd votes")
-    data_opts.add_argument("--ferplus-mode", choices=["majority", "plurality"], default="majority")
+    data_opts.add_argument("--ferplus-mode", choices=list(FERPLUS_MODES), default="majority",
+                           help="label of a FER+ face: majority (one emotion has over half the votes), plurality "
+                                "(one emotion has the most), bins (votes binned into the label set first, then the "
+                                "most-voted class: the benchmark's majority); ties are left out")
     data_opts.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     data_opts.add_argument("--batch-size", type=int, default=128)
+
+    p = sub.add_parser("bench", help="training and inference speed per model and precision, beside FLOPs")
+    p.add_argument("model", nargs="*", help=f"models to time (default: {' '.join(DEFAULT_BENCH_MODELS)})")
+    p.add_argument("--precision", nargs="+", choices=["fp32", "bf16"], default=["fp32", "bf16"])
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--repeats", type=int, default=5, help="timed repeats of each measurement (the median counts)")
+    p.add_argument("--threads", type=int, help="torch threads (default: PyTorch's choice)")
+    p.add_argument("--json", help="write the rows as JSON here")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("train", parents=[data_opts], help="train a model")
     p.add_argument("--model", required=True, choices=list_models(), metavar="NAME", help="one of: " + ", ".join(list_models()))
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--loss", choices=list(LOSSES), default="ce", help="ce: cross-entropy; svm: L2 multiclass SVM, delta 1")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="adadelta")
-    p.add_argument("--lr", type=float, help="learning rate (default: 1.0 adadelta, 1e-3 adam, 0.01 sgd)")
-    p.add_argument("--cosine", action="store_true", help="decay the learning rate to zero over the epochs (adadelta, adam)")
+    p.add_argument("--lr", type=float, help="learning rate, the peak of a one-cycle schedule "
+                                            "(default: 1.0 adadelta, 1e-3 adam and adamw, 0.01 sgd)")
+    p.add_argument("--schedule", choices=SCHEDULES, default="constant",
+                   help="constant (sgd: reduce on plateau), cosine (per epoch, to zero) or onecycle "
+                        "(per batch: warm-up to --lr, then cosine down)")
+    p.add_argument("--cosine", action="store_true", help="same as --schedule cosine")
+    p.add_argument("--warmup", type=float, default=0.25, help="one-cycle: share of the steps spent warming up")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="weight decay (decoupled with adamw)")
+    p.add_argument("--label-smoothing", type=float, default=0.0, help="mix the targets with the uniform distribution")
+    p.add_argument("--soft-targets", action="store_true",
+                   help="train on each face's FER+ vote distribution (needs --ferplus); ties and no-majority faces "
+                        "are kept for training")
+    p.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA", help="mixup with Beta(ALPHA, ALPHA); 0 is off")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="bf16 autocast or fp32; auto takes bf16 on CPUs with AVX512-BF16 or AMX and on GPUs "
+                        "that support it")
+    p.add_argument("--tta", choices=TTA_MODES, default="none",
+                   help="test-time augmentation stored in the checkpoint, applied by validation, score, "
+                        "benchmark and live: none, flip (2 views) or crops (ten-crop)")
+    p.add_argument("--val-split", default="val",
+                   help=f"validation split of --data (val, test) or {HOLDOUT}: a seeded --val-fraction of the "
+                        "training split, leaving the data's own val split unseen")
     p.add_argument("--no-pixel-norm", action="store_true", help="switch pixel normalization off (thesis 8.8)")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--channels", type=int, choices=[1, 3], default=1, help="1 grayscale, 3 RGB")
@@ -152,9 +279,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("score", parents=[data_opts], help="score a trained model")
     p.add_argument("--model", required=True, help="model name (NAME.pt in $FERML_MODEL_DIR or shipped) or checkpoint file")
-    p.add_argument("--split", help="train, val or test (default: every row)")
+    p.add_argument("--split", help=f"train, val or test (default: every row), or {HOLDOUT}: the training images "
+                                   "the checkpoint held out for validation (--val-split holdout)")
+    p.add_argument("--tta", choices=TTA_MODES, help="test-time augmentation (default: the checkpoint's own)")
     p.add_argument("--json", help="write the result as JSON here")
     p.set_defaults(func=cmd_score, batch_size=256)
+
+    p = sub.add_parser("export", parents=[data_opts],
+                       help="write a checkpoint for use: without resume state, with the chosen test-time "
+                            "augmentation, and in half precision if no prediction on --data changes")
+    p.add_argument("model", help="model name or checkpoint file")
+    p.add_argument("out", help="the checkpoint to write")
+    p.add_argument("--split", help=f"train, val, test or {HOLDOUT} (default: every row)")
+    p.add_argument("--tta", choices=TTA_MODES, help="store this test-time augmentation (default: keep the checkpoint's)")
+    p.add_argument("--float32-fallback", action="store_true", help="keep float32 weights if half precision changes a prediction")
+    p.add_argument("--allow-changes", action="store_true", help="write half precision even if predictions change")
+    p.set_defaults(func=cmd_export, batch_size=256)
+
+    p = sub.add_parser("ensemble", help="a checkpoint that averages the probabilities of trained models")
+    p.add_argument("members", nargs="+", help="model names or checkpoint files (one input size)")
+    p.add_argument("--out", required=True, help="the ensemble checkpoint to write")
+    p.add_argument("--name", help="its name in reports (default: the file name)")
+    p.add_argument("--labels", choices=list(LABEL_SETS), help="its label set (default: the first member's)")
+    p.set_defaults(func=cmd_ensemble)
 
     p = sub.add_parser("live", help="label the faces of a video file, camera or stream (thesis 7.5)")
     p.add_argument("--model", default="bkvgg12", help="model name or checkpoint file (default bkvgg12)")

@@ -30,7 +30,7 @@ from .labels import AFFECT8, FER7, LabelError, canonical, check_label_set, map_l
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 FERPLUS_COLUMNS = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt"]
-FERPLUS_MODES = ("majority", "plurality")
+FERPLUS_MODES = ("majority", "plurality", "bins")
 KNOWN_NAMES = set(FER7) | set(AFFECT8) | {"negative", "positive", "non-positive"}
 IGNORED_FOLDERS = {"tie", "ties", "unknown", "__macosx"}
 MAX_IMAGE_PIXELS = 40_000_000
@@ -64,6 +64,12 @@ class RawSet:
     keys: list[str]
     source: Path
     skipped: Counter = field(default_factory=Counter)
+    votes: list[np.ndarray] | None = None  # FER+ emotion vote counts per image, when relabelled
+
+    def subset(self, index) -> "RawSet":
+        return RawSet([self.images[i] for i in index], [self.names[i] for i in index],
+                      [self.keys[i] for i in index], self.source, Counter(self.skipped),
+                      None if self.votes is None else [self.votes[i] for i in index])
 
 
 @dataclass
@@ -75,6 +81,8 @@ class ImageSet:
     keys: list[str]
     source: Path
     skipped: Counter = field(default_factory=Counter)
+    # float32 (N, len(classes)): each image's crowd vote distribution, for soft-target training
+    targets: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -82,7 +90,8 @@ class ImageSet:
     def subset(self, index) -> "ImageSet":
         index = np.asarray(index)
         return ImageSet(self.images[index], self.labels[index], self.classes, self.label_set,
-                        [self.keys[i] for i in index], self.source, self.skipped)
+                        [self.keys[i] for i in index], self.source, self.skipped,
+                        None if self.targets is None else self.targets[index])
 
 
 def normalize_split(split: str | None) -> str | None:
@@ -92,6 +101,21 @@ def normalize_split(split: str | None) -> str | None:
     if key not in SPLIT_ALIASES:
         raise DataError(f"unknown split {split!r}; use train, val or test (Training, PublicTest, PrivateTest)")
     return SPLIT_ALIASES[key]
+
+
+def holdout_mask(keys: list[str], seed: int, fraction: float) -> np.ndarray:
+    """Which images a seeded validation holdout takes: those whose key hashes (with the seed)
+    below ``fraction``. It depends on nothing but the key, so the same images are held out
+    whatever else is loaded or filtered, and a checkpoint's holdout can be scored again
+    later from its seed and fraction. At least one image is taken."""
+    if not 0 < fraction < 1:
+        raise DataError(f"the validation fraction must be between 0 and 1, got {fraction}")
+    values = np.array([int.from_bytes(hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest(), "big")
+                       for key in keys], dtype=np.float64) / 2.0 ** 64
+    mask = values < fraction
+    if len(keys) and not mask.any():
+        mask[int(values.argmin())] = True
+    return mask
 
 
 def sha256_of(path: Path) -> str:
@@ -135,7 +159,7 @@ def _parse_pixels(text, where: str) -> np.ndarray:
     return values.astype(np.uint8).reshape(side, side)
 
 
-def read_fer2013(path, split=None, skip_bad=False, ferplus=None, ferplus_mode="majority") -> RawSet:
+def read_fer2013(path, split=None, skip_bad=False, ferplus=None) -> RawSet:
     path = Path(path)
     usage = normalize_split(split)
     df = _read_csv(path, dtype={"pixels": str})
@@ -150,17 +174,19 @@ def read_fer2013(path, split=None, skip_bad=False, ferplus=None, ferplus_mode="m
         if df.empty:
             raise MissingSplitError(f"{path}: no rows with Usage {usage}")
     raw = RawSet([], [], [], path)
-    votes_label = None
+    votes, is_face = None, None
     if ferplus is not None:
-        votes_label = ferplus_labels(ferplus, ferplus_mode, rows=df["row"].to_numpy(), skipped=raw.skipped)
+        votes, is_face = ferplus_vote_counts(ferplus, rows=df["row"].to_numpy())
+        raw.votes = []
     for pos, (emotion, pixels, row, line) in enumerate(df[["emotion", "pixels", "row", "line"]].itertuples(index=False)):
         where = f"{path.name} line {line} (row {row})"
         try:
             image = _parse_pixels(pixels, where)
-            if votes_label is not None:
-                name = votes_label[pos]
-                if name is None:
+            if votes is not None:
+                if not is_face[pos]:
+                    raw.skipped["FER+ not a face"] += 1
                     continue
+                name = "neutral"  # unused: the label comes from the votes (prepare)
             else:
                 try:
                     code = int(emotion)
@@ -177,6 +203,8 @@ def read_fer2013(path, split=None, skip_bad=False, ferplus=None, ferplus_mode="m
         raw.images.append(image)
         raw.names.append(name)
         raw.keys.append(f"row-{int(row):05d}")
+        if votes is not None:
+            raw.votes.append(votes[pos])
     return raw
 
 
@@ -190,38 +218,59 @@ def read_ferplus_votes(path) -> pd.DataFrame:
     return df
 
 
-def ferplus_labels(path, mode, rows, skipped: Counter) -> list[str | None]:
-    """Label of each FER2013 row from its FER+ votes, None (counted) where there is none.
-
-    ``majority``: one emotion holds more than half of the emotion votes. ``plurality``:
-    one emotion has strictly the most votes. Unknown and not-a-face votes never count;
-    rows whose taggers mostly said not-a-face are skipped.
-    """
-    if mode not in FERPLUS_MODES:
-        raise DataError(f"unknown FER+ label mode {mode!r}; choose {' or '.join(FERPLUS_MODES)}")
+def ferplus_vote_counts(path, rows) -> tuple[np.ndarray, np.ndarray]:
+    """Emotion vote counts (N, 8; FERPLUS_COLUMNS) of FER2013 ``rows``, and whether each is a
+    face: rows whose taggers mostly said not-a-face, or that have no emotion vote, are not."""
     votes = read_ferplus_votes(path)
     missing = [r for r in rows if r not in votes.index]
     if missing:
         raise DataError(f"{path}: no FER+ votes for FER2013 row(s) {', '.join(map(str, missing[:5]))}")
-    counts = votes.loc[rows, FERPLUS_COLUMNS].to_numpy()
+    counts = votes.loc[rows, FERPLUS_COLUMNS].to_numpy(dtype=np.int64)
     not_face = votes.loc[rows, "NF"].to_numpy()
-    names = [canonical(c) for c in FERPLUS_COLUMNS]
-    out: list[str | None] = []
-    for row_counts, nf in zip(counts, not_face):
-        total = row_counts.sum()
-        top = row_counts.max()
-        if nf * 2 > nf + total or total == 0:
-            skipped["FER+ not a face"] += 1
-            out.append(None)
-        elif (row_counts == top).sum() > 1:
-            skipped["FER+ tie"] += 1
-            out.append(None)
-        elif mode == "majority" and top * 2 <= total:
-            skipped["FER+ no majority"] += 1
-            out.append(None)
+    total = counts.sum(1)
+    return counts, (not_face * 2 <= not_face + total) & (total > 0)
+
+
+def vote_labels(counts: np.ndarray, label_set: str, mode: str) -> tuple[list[str | None], list[str | None], np.ndarray]:
+    """Labels of images from their FER+ emotion vote counts (N, 8).
+
+    Returns (class name or None, why it is None, vote distribution over the label set's
+    classes). ``majority``: one emotion holds more than half of the emotion votes;
+    ``plurality``: one emotion has strictly the most votes; ``bins``: the votes are first
+    binned into the label set, and its class with strictly the most votes wins (the
+    benchmark's majority label: ties left out). Votes for an emotion the label set
+    cannot hold (contempt in fer7) or drops (surprise in bin3-nosurprise) count nowhere.
+    """
+    if mode not in FERPLUS_MODES:
+        raise DataError(f"unknown FER+ label mode {mode!r}; choose {', '.join(FERPLUS_MODES)}")
+    classes = check_label_set(label_set)
+    emotions = [canonical(c) for c in FERPLUS_COLUMNS]
+    to_class = np.zeros((len(emotions), len(classes)))
+    for i, emotion in enumerate(emotions):
+        try:
+            mapped = map_label(emotion, label_set)
+        except LabelError:
+            continue
+        if mapped is not None:
+            to_class[i, classes.index(mapped)] = 1.0
+    binned = counts @ to_class
+    totals = binned.sum(1, keepdims=True)
+    distribution = np.divide(binned, totals, out=np.zeros_like(binned), where=totals > 0).astype(np.float32)
+    names: list[str | None] = []
+    reasons: list[str | None] = []
+    for row_counts, row_binned in zip(counts, binned):
+        source, labels = (row_binned, classes) if mode == "bins" else (row_counts, emotions)
+        top = source.max()
+        winner = labels[int(source.argmax())]
+        if top == 0:
+            names.append(None), reasons.append(f"FER+ no vote in {label_set}")
+        elif (source == top).sum() > 1:
+            names.append(None), reasons.append("FER+ tie")
+        elif mode == "majority" and top * 2 <= row_counts.sum():
+            names.append(None), reasons.append("FER+ no majority")
         else:
-            out.append(names[int(row_counts.argmax())])
-    return out
+            names.append(winner), reasons.append(None)
+    return names, reasons, distribution
 
 
 # ---------------------------------------------------------------- image files
@@ -388,7 +437,7 @@ def _is_affectnet(path: Path) -> bool:
     return False
 
 
-def read_raw(path, split=None, skip_bad=False, channels=1, ferplus=None, ferplus_mode="majority") -> RawSet:
+def read_raw(path, split=None, skip_bad=False, channels=1, ferplus=None) -> RawSet:
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
@@ -396,7 +445,7 @@ def read_raw(path, split=None, skip_bad=False, channels=1, ferplus=None, ferplus
     if _is_affectnet(path):
         return read_affectnet(path, split, skip_bad, channels)
     if name.endswith(".csv") or name.endswith(".csv.gz"):
-        return read_fer2013(path, split, skip_bad, ferplus, ferplus_mode)
+        return read_fer2013(path, split, skip_bad, ferplus)
     if ferplus is not None:
         raise DataError("--ferplus relabels a FER2013 csv; the data given is not one")
     return read_image_tree(path, split, skip_bad, channels)
@@ -418,12 +467,30 @@ def to_model_array(image: np.ndarray, size: int, channels: int) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def prepare(raw: RawSet, label_set: str, size: int, channels: int) -> ImageSet:
-    """Map labels into ``label_set`` (dropping and counting what it drops) and resize."""
+def prepare(raw: RawSet, label_set: str, size: int, channels: int, ferplus_mode: str = "majority",
+            keep_all_voted: bool = False) -> ImageSet:
+    """Map labels into ``label_set`` (dropping and counting what it drops) and resize.
+
+    Images relabelled by FER+ votes get their label from the votes (``ferplus_mode``) and
+    carry their vote distribution as ``targets``; ``keep_all_voted`` keeps every image
+    with a vote in the label set, ties and no-majority images included (soft-target
+    training), labelled by its most-voted class.
+    """
     classes = check_label_set(label_set)
     skipped = Counter(raw.skipped)
-    arrays, labels, keys = [], [], []
-    for image, name, key in zip(raw.images, raw.names, raw.keys):
+    names, reasons, distribution = list(raw.names), [None] * len(raw.names), None
+    if raw.votes is not None:
+        counts = np.asarray(raw.votes, dtype=np.int64).reshape(-1, len(FERPLUS_COLUMNS))
+        names, reasons, distribution = vote_labels(counts, label_set, ferplus_mode)
+        if keep_all_voted:
+            voted = distribution.sum(1) > 0
+            names = [classes[int(d.argmax())] if ok else n for n, d, ok in zip(names, distribution, voted)]
+            reasons = [None if ok else r for r, ok in zip(reasons, voted)]
+    arrays, labels, keys, kept = [], [], [], []
+    for i, (image, name, key) in enumerate(zip(raw.images, names, raw.keys)):
+        if reasons[i] is not None:
+            skipped[reasons[i]] += 1
+            continue
         try:
             mapped = map_label(name, label_set)
         except LabelError:
@@ -435,13 +502,14 @@ def prepare(raw: RawSet, label_set: str, size: int, channels: int) -> ImageSet:
         arrays.append(to_model_array(image, size, channels))
         labels.append(classes.index(mapped))
         keys.append(key)
+        kept.append(i)
     if not arrays:
         raise DataError(f"{raw.source}: no images left for label set {label_set}")
     return ImageSet(np.stack(arrays), np.asarray(labels, dtype=np.int64), list(classes), label_set,
-                    keys, raw.source, skipped)
+                    keys, raw.source, skipped, None if distribution is None else distribution[kept])
 
 
 def load_dataset(path, label_set="fer7", size=42, channels=1, split=None, skip_bad=False,
-                 ferplus=None, ferplus_mode="majority") -> ImageSet:
-    raw = read_raw(path, split, skip_bad, channels, ferplus, ferplus_mode)
-    return prepare(raw, label_set, size, channels)
+                 ferplus=None, ferplus_mode="majority", keep_all_voted=False) -> ImageSet:
+    raw = read_raw(path, split, skip_bad, channels, ferplus)
+    return prepare(raw, label_set, size, channels, ferplus_mode, keep_all_voted)

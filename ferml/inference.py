@@ -7,9 +7,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import load_model
+from .checkpoint import build_model, read_checkpoint
 from .data import to_model_array
+from .device import pick_device
 from .labels import binning_matrix, check_label_set
+from .preprocess import Preprocessor
+from .tta import check_tta, predict_probabilities
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -62,29 +65,32 @@ def resolve_model(name_or_path) -> Path:
     )
 
 
-def pick_device(name: str) -> torch.device:
-    """``auto`` is the GPU when PyTorch sees one, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but PyTorch sees no CUDA GPU")
-    return torch.device(name)
-
-
 class Predictor:
-    """A loaded checkpoint that classifies images, binning retroactively when asked."""
+    """A loaded checkpoint that classifies images, binning retroactively when asked, with the
+    test-time augmentation its checkpoint names (or ``tta``, to compare others). An ensemble
+    checkpoint averages its members' probabilities, each member binned into the ensemble's
+    label set with its own preprocessing and test-time augmentation."""
 
-    def __init__(self, path, device: str = "cpu", batch_size: int = 256):
+    def __init__(self, path, device: str = "cpu", batch_size: int = 256, tta: str | None = None,
+                 checkpoint: dict | None = None):
         self.path = Path(path)
-        self.model, self.preprocessor, self.checkpoint = load_model(self.path)
+        self.checkpoint = checkpoint if checkpoint is not None else read_checkpoint(self.path)
         self.device = pick_device(device)
-        self.model.to(self.device)
         self.batch_size = batch_size
         self.name = self.checkpoint["model"].get("display_name") or self.path.stem
         self.classes: list[str] = list(self.checkpoint["labels"]["classes"])
         self.label_set: str = self.checkpoint["labels"]["set"]
+        self.members = [Predictor(self.path, device, batch_size, tta, member)
+                        for member in self.checkpoint.get("members", [])]
+        if self.members:
+            self.model = None
+            self.preprocessor = self.members[0].preprocessor
+        else:
+            self.model = build_model(self.checkpoint, self.path).eval().to(self.device)
+            self.preprocessor = Preprocessor.from_dict(self.checkpoint["preprocess"])
         self.input_size = self.preprocessor.input_size
         self.channels = self.preprocessor.channels
+        self.tta = check_tta(tta or self.checkpoint.get("tta", "none"))
 
     @classmethod
     def from_name(cls, name_or_path, **kwargs) -> "Predictor":
@@ -97,10 +103,13 @@ class Predictor:
     @torch.no_grad()
     def predict_proba_arrays(self, batch: np.ndarray, label_set: str | None = None) -> np.ndarray:
         """Softmax over the model's classes, or summed into the bins of ``label_set``."""
+        if self.members:
+            probs = np.mean([m.predict_proba_arrays(batch, self.label_set) for m in self.members], axis=0)
+            return probs if label_set in (None, self.label_set) else probs @ binning_matrix(self.classes, label_set)
         out = []
         for start in range(0, len(batch), self.batch_size):
-            x = self.preprocessor(torch.from_numpy(batch[start:start + self.batch_size])).to(self.device)
-            out.append(torch.softmax(self.model(x).float(), 1).cpu().numpy())
+            x = self.preprocessor(torch.from_numpy(batch[start:start + self.batch_size]))
+            out.append(predict_probabilities(self.model, x, self.tta, self.batch_size, self.device).numpy())
         probs = np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
         if label_set is None or label_set == self.label_set:
             return probs

@@ -20,6 +20,11 @@ LABEL_SETS: dict[str, list[str]] = {
     "bin3-nosurprise": BIN3,
     "pos2": POS2,
 }
+# The sets of bins (thesis Table 7): a 7- or 8-class model is scored or shown in them by
+# summing its probabilities inside each bin.
+BIN_SETS = ("bin3", "bin3-nosurprise", "pos2")
+# The sets a human vote can be given in: an annotator votes bin3, and pos2 merges two of its bins.
+VOTE_LABEL_SETS = ("bin3", "pos2")
 
 # Other spellings found in folder names, FER+ columns and AffectNet docs.
 SYNONYMS = {

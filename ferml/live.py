@@ -7,19 +7,24 @@ its track. Every ``label_every`` frames each track shows the label with the high
 probability since its last label, or "uncertain" when that mean is below
 ``prediction_sense``. A face the tracker loses starts over as a new track, with no label
 until it has been seen again, as in the thesis.
+
+``label_video`` is the command line's live demo; the web page streams ``live_frames``.
+Reading and writing video is ``ferml.video``'s job.
 """
 from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
+from functools import partial
 from typing import Callable, Iterator
 
 import numpy as np
 
 from .faces import find_faces
 from .labels import check_label_set
+from .video import VideoSource, open_writer, to_gray, video_codec
 
 UNCERTAIN = "uncertain"
 FULL = "full"
@@ -28,17 +33,11 @@ DEFAULT_PREDICTION_SENSE = 0.35
 DEFAULT_PREDICTION_EVERY = 3
 DEFAULT_LABEL_EVERY = 9
 DEFAULT_TRACKING_SENSE = 60.0
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mjpeg", ".mjpg"}
-STREAM_SCHEMES = ("http://", "https://", "rtsp://", "rtmp://")
 # BGR colours of the boxes: red for negative labels, green for positive ones.
 COLOURS = {"negative": (60, 60, 230), "positive": (80, 200, 80), "neutral": (200, 200, 200),
            "happy": (80, 200, 80), "surprise": (80, 200, 200), UNCERTAIN: (0, 200, 255)}
 OTHER_COLOUR = (60, 60, 230)
 UNLABELLED_COLOUR = (255, 255, 255)
-
-
-class LiveSourceError(ValueError):
-    """A video source that cannot be opened or read."""
 
 
 @dataclass(frozen=True)
@@ -121,14 +120,6 @@ class CentreTracker:
         return self._next_id - 1
 
 
-def to_gray(frame: np.ndarray) -> np.ndarray:
-    if frame.ndim == 2:
-        return frame
-    import cv2
-
-    return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-
-
 class LiveAnalyzer:
     """Feeds frames one by one; ``process`` returns the tracks to draw on each."""
 
@@ -197,57 +188,6 @@ def draw_tracks(frame: np.ndarray, tracks: list[Track]) -> np.ndarray:
     return out
 
 
-def parse_source(source: str) -> int | str:
-    """A camera number, a stream URL or an existing video file, checked before OpenCV sees it."""
-    text = str(source).strip()
-    if text.isdigit():
-        return int(text)
-    if text.lower().startswith(STREAM_SCHEMES):
-        return text
-    path = Path(text)
-    if not path.is_file():
-        raise LiveSourceError(f"{text}: no such video file (give a file, a camera number such as 0, "
-                              f"or a stream URL starting with {', '.join(STREAM_SCHEMES)})")
-    return str(path)
-
-
-class VideoSource:
-    """Frames of a camera, stream or file; ``fps`` is the source's rate (25 when unknown)."""
-
-    def __init__(self, source: str):
-        import cv2
-
-        self.name = str(source)
-        target = parse_source(source)
-        self.capture = cv2.VideoCapture(target)
-        if not self.capture.isOpened():
-            self.capture.release()
-            raise LiveSourceError(f"{self.name}: OpenCV cannot open this as a video, camera or stream")
-        fps = self.capture.get(cv2.CAP_PROP_FPS)
-        self.fps = fps if fps and 1 <= fps <= 240 else 25.0
-        self.is_file = isinstance(target, str) and not target.lower().startswith(STREAM_SCHEMES)
-
-    def frames(self, max_frames: int | None = None, loop: bool = False) -> Iterator[np.ndarray]:
-        """The frames in order; ``loop`` starts a video file again at its end, like a kiosk."""
-        import cv2
-
-        count = 0
-        try:
-            while max_frames is None or count < max_frames:
-                ok, frame = self.capture.read()
-                if not ok and loop and self.is_file and count:
-                    self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-                    ok, frame = self.capture.read()
-                if not ok:
-                    if count == 0:
-                        raise LiveSourceError(f"{self.name}: no frame could be read")
-                    return
-                count += 1
-                yield frame
-        finally:
-            self.capture.release()
-
-
 def live_frames(analyzer: LiveAnalyzer, video: VideoSource, max_frames: int | None = None,
                 realtime: bool = False, loop: bool = False) -> Iterator[np.ndarray]:
     """Each frame of ``video``, analysed by ``analyzer`` and drawn on.
@@ -265,73 +205,36 @@ def live_frames(analyzer: LiveAnalyzer, video: VideoSource, max_frames: int | No
                 time.sleep(delay)
 
 
-def mjpeg_stream(frames, boundary: str = "frame", quality: int = 80) -> Iterator[bytes]:
-    """The parts of a multipart/x-mixed-replace response, one JPEG per frame."""
-    import cv2
+def label_video(source: str, model: str = "bkvgg12", settings: LiveSettings | None = None,
+                out=None, max_frames: int | None = None, device: str = "auto",
+                log: Callable[[str], None] = partial(print, flush=True)) -> None:
+    """The live demo on the command line: label the faces of ``source`` (a file, camera
+    number or stream URL) with ``model``, log each label as it is shown and a summary
+    with the speed, and write the annotated video to ``out`` (.avi or .mp4) if given."""
+    from .inference import Predictor  # PyTorch loads here, not when the web app imports this module
 
-    for frame in frames:
-        ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        if ok:
-            yield (f"--{boundary}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
-                   + jpeg.tobytes() + b"\r\n")
-
-
-def video_codec(path) -> str:
-    """The FourCC OpenCV's own wheels can write for this file name."""
-    codecs = {".avi": "MJPG", ".mp4": "mp4v"}
-    suffix = Path(path).suffix.lower()
-    if suffix not in codecs:
-        raise LiveSourceError(f"{path}: write the annotated video as .avi or .mp4")
-    return codecs[suffix]
-
-
-def open_writer(path, fps: float, frame_size: tuple[int, int]):
-    """An OpenCV video writer for .avi (Motion JPEG) or .mp4 (MPEG-4 part 2)."""
-    import cv2
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*video_codec(path)), fps, frame_size)
-    if not writer.isOpened():
-        raise LiveSourceError(f"{path}: OpenCV cannot write a video here")
-    return writer
-
-
-def face_tile(face: np.ndarray, side: int = 144) -> np.ndarray:
-    """A tight face crop enlarged to ``side`` pixels plus a replicated border of a sixth of it,
-
-    which makes it look like a face in a photo to OpenCV's detector (SPEC: 74 % found).
-    """
-    import cv2
-
-    gray = to_gray(np.asarray(face, dtype=np.uint8))
-    border = side // 6
-    big = cv2.resize(gray, (side, side), interpolation=cv2.INTER_CUBIC)
-    return cv2.copyMakeBorder(big, border, border, border, border, cv2.BORDER_REPLICATE)
-
-
-def make_face_clip(faces: list[np.ndarray], out, seconds_per_face: float = 2.0, fps: float = 15.0,
-                   size: tuple[int, int] = (480, 320), face_side: int = 144, step: int = 4) -> Path:
-    """A clip in which each face image in turn drifts across a plain background.
-
-    Real cameras are not available everywhere, so the demo and the tests play real faces
-    this way; ``step`` is the drift in pixels per frame.
-    """
-    import cv2
-
-    width, height = size
-    writer = open_writer(out, fps, size)
-    frames_per_face = max(1, round(seconds_per_face * fps))
+    if out:
+        video_codec(out)  # a wrong file type is refused before any frame is read
+    predictor = Predictor.from_name(model, device=device)
+    video = VideoSource(source)
+    writer, shown, n_frames, analyzer = None, Counter(), 0, LiveAnalyzer(predictor, settings)
+    started = time.perf_counter()
     try:
-        for face in faces:
-            tile = face_tile(face, face_side)
-            side = tile.shape[0]
-            y = (height - side) // 2
-            for i in range(frames_per_face):
-                canvas = np.full((height, width), 128, np.uint8)
-                x = min(width - side, 8 + i * step)
-                canvas[y:y + side, x:x + side] = tile
-                writer.write(cv2.cvtColor(canvas, cv2.COLOR_GRAY2BGR))
+        for frame in live_frames(analyzer, video, max_frames):
+            n_frames += 1
+            if out:
+                writer = writer or open_writer(out, video.fps, (frame.shape[1], frame.shape[0]))
+                writer.write(frame)
+            for t in analyzer.labelled:
+                shown[t.label] += 1
+                log(f"frame {n_frames}: face #{t.id} {t.label} ({100 * t.probability:.0f} %)")
     finally:
-        writer.release()
-    return Path(out)
+        if writer is not None:
+            writer.release()
+    seconds = time.perf_counter() - started
+    labels = ", ".join(f"{k} {v}" for k, v in shown.most_common()) or "none"
+    log(f"{n_frames} frames, {analyzer.n_predictions} face predictions, {analyzer.tracker.n_started} "
+        f"faces tracked; labels shown: {labels}")
+    log(f"{seconds:.1f} s, {n_frames / seconds:.1f} frames/s (detection, tracking, model and drawing)")
+    if out:
+        log(f"annotated video: {out}")

@@ -17,17 +17,21 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from .checkpoint import CheckpointError, build_model, make_checkpoint, read_checkpoint, save_checkpoint
-from .data import ImageSet, MissingSplitError, load_dataset, sha256_of
-from .inference import pick_device
+from .data import MissingSplitError, RawSet, holdout_mask, prepare, read_raw, sha256_of
+from .device import PRECISIONS, autocast, pick_device, resolve_precision
 from .labels import check_label_set
 from .losses import LOSSES
 from .models import create_model, get_entry
 from .preprocess import Preprocessor, augment_batch
+from .tta import check_tta, predict_probabilities
 
-OPTIMIZERS = ("adadelta", "adam", "sgd")
+OPTIMIZERS = ("adadelta", "adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine", "onecycle")
+HOLDOUT = "holdout"  # --val-split: a seeded fraction of the training split validates
 
 
 @dataclass
@@ -40,7 +44,15 @@ class TrainConfig:
     loss: str = "ce"
     optimizer: str = "adadelta"
     lr: float | None = None
-    cosine: bool = False
+    schedule: str = "constant"
+    cosine: bool = False  # the older spelling of schedule="cosine"
+    warmup: float = 0.25  # one-cycle: share of the steps spent raising the rate
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    soft_targets: bool = False
+    mixup: float = 0.0  # Beta(a, a) mixing of image pairs and their targets; 0 is off
+    precision: str = "auto"
+    tta: str = "none"
     pixel_norm: bool = True
     augment: bool = True
     device: str = "auto"
@@ -66,9 +78,13 @@ class TrainConfig:
     def output_path(self) -> Path:
         return Path(self.out or f"runs/{self.display_name or self.model}.pt")
 
+    @property
+    def schedule_name(self) -> str:
+        return "cosine" if self.cosine and self.schedule == "constant" else self.schedule
+
 
 def default_lr(optimizer: str) -> float:
-    return {"adadelta": 1.0, "adam": 1e-3, "sgd": 0.01}[optimizer]
+    return {"adadelta": 1.0, "adam": 1e-3, "adamw": 1e-3, "sgd": 0.01}[optimizer]
 
 
 def seed_everything(seed: int) -> None:
@@ -77,30 +93,55 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _load_split_or_all(path, split, common) -> tuple[ImageSet, bool]:
+def check_config(cfg: TrainConfig) -> None:
+    """Refuse contradictory options before any data is read."""
+    check_label_set(cfg.labels)
+    check_tta(cfg.tta)
+    if cfg.loss not in LOSSES:
+        raise ValueError(f"unknown loss {cfg.loss!r}; choose {', '.join(LOSSES)}")
+    if cfg.optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose {', '.join(OPTIMIZERS)}")
+    if cfg.schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {cfg.schedule!r}; choose {', '.join(SCHEDULES)}")
+    if cfg.precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {cfg.precision!r}; choose {', '.join(PRECISIONS)}")
+    if not 0 <= cfg.label_smoothing < 1:
+        raise ValueError(f"label smoothing must be in [0, 1), got {cfg.label_smoothing}")
+    if cfg.mixup < 0:
+        raise ValueError(f"mixup must be 0 (off) or a positive Beta parameter, got {cfg.mixup}")
+    if not 0 < cfg.warmup < 1:
+        raise ValueError(f"warm-up must be a share of the steps between 0 and 1, got {cfg.warmup}")
+    if cfg.soft_targets and not cfg.ferplus:
+        raise ValueError("--soft-targets trains on the crowd's vote distribution: give the votes with --ferplus")
+    if cfg.loss == "svm" and (cfg.soft_targets or cfg.mixup or cfg.label_smoothing):
+        raise ValueError("the SVM loss takes hard labels only: no --soft-targets, --mixup or --label-smoothing")
+
+
+def _read_split_or_all(path, split, cfg) -> tuple[RawSet, bool]:
     """The split if the data has it, else every image (and False)."""
     try:
-        return load_dataset(path, split=split, **common), True
+        return read_raw(path, split, cfg.skip_bad, cfg.channels, cfg.ferplus), True
     except MissingSplitError:
-        return load_dataset(path, split=None, **common), False
+        return read_raw(path, None, cfg.skip_bad, cfg.channels, cfg.ferplus), False
 
 
-def load_training_data(cfg: TrainConfig, size: int) -> tuple[ImageSet, ImageSet]:
+def load_training_data(cfg: TrainConfig, size: int):
     """Training and validation sets. Validation: --val-data (its validation split if it has
-    one, else all of it), else the data's own validation split, else a seeded
-    --val-fraction of the training images."""
-    common = dict(label_set=cfg.labels, size=size, channels=cfg.channels, skip_bad=cfg.skip_bad,
-                  ferplus=cfg.ferplus, ferplus_mode=cfg.ferplus_mode)
-    train, has_splits = _load_split_or_all(cfg.data, cfg.train_split, common)
+    one, else all of it), else the data's own validation split, else (no splits, or
+    --val-split holdout) a seeded --val-fraction of the training images.
+
+    With --soft-targets the training images keep their vote distributions, ties included;
+    validation always scores hard labels (--ferplus-mode), ties left out."""
+    train_raw, has_splits = _read_split_or_all(cfg.data, cfg.train_split, cfg)
     if cfg.val_data:
-        val, _ = _load_split_or_all(cfg.val_data, cfg.val_split, common)
-    elif has_splits:
-        val = load_dataset(cfg.data, split=cfg.val_split, **common)
+        val_raw, _ = _read_split_or_all(cfg.val_data, None if cfg.val_split == HOLDOUT else cfg.val_split, cfg)
+    elif has_splits and cfg.val_split != HOLDOUT:
+        val_raw = read_raw(cfg.data, cfg.val_split, cfg.skip_bad, cfg.channels, cfg.ferplus)
     else:
-        # data without splits: hold out a seeded fraction for validation
-        order = np.random.default_rng(cfg.seed).permutation(len(train))
-        n_val = max(1, int(round(len(train) * cfg.val_fraction)))
-        train, val = train.subset(np.sort(order[n_val:])), train.subset(np.sort(order[:n_val]))
+        held = holdout_mask(train_raw.keys, cfg.seed, cfg.val_fraction)
+        train_raw, val_raw = train_raw.subset(np.flatnonzero(~held)), train_raw.subset(np.flatnonzero(held))
+    train = prepare(train_raw, cfg.labels, size, cfg.channels, cfg.ferplus_mode, keep_all_voted=cfg.soft_targets)
+    val = prepare(val_raw, cfg.labels, size, cfg.channels, cfg.ferplus_mode)
     if cfg.limit:
         rng = np.random.default_rng(cfg.seed)
         train = train.subset(np.sort(rng.permutation(len(train))[: cfg.limit]))
@@ -108,17 +149,35 @@ def load_training_data(cfg: TrainConfig, size: int) -> tuple[ImageSet, ImageSet]
     return train, val
 
 
-def make_optimizer(cfg: TrainConfig, params):
-    """The optimizer and its per-epoch scheduler (None, cosine decay, or reduce-on-plateau)."""
+def make_optimizer(cfg: TrainConfig, params, steps_per_epoch: int):
+    """The optimizer, its scheduler (or None) and whether the scheduler steps every batch.
+
+    constant: no schedule (SGD: reduce-on-plateau, the thesis' way); cosine: per epoch down
+    to zero; onecycle: per batch, up from lr/25 to lr over the warm-up share, then down to
+    lr/25,000 (Smith & Topin 2017), the fastest of the three to converge here."""
     lr = cfg.lr or default_lr(cfg.optimizer)
-    if cfg.optimizer in ("adadelta", "adam"):
-        opt = torch.optim.Adadelta(params, lr=lr) if cfg.optimizer == "adadelta" else torch.optim.Adam(params, lr=lr)
+    schedule = cfg.schedule_name
+    if cfg.optimizer == "adadelta":
+        opt = torch.optim.Adadelta(params, lr=lr, weight_decay=cfg.weight_decay)
+    elif cfg.optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay)
+    elif cfg.optimizer == "adamw":
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
+    else:
+        opt = torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay or 5e-4)
+    if schedule == "onecycle":
+        # each phase needs two steps or more; a tiny run simply ends before the cycle does
+        shortest = math.ceil(2 / min(cfg.warmup, 1 - cfg.warmup)) + 2
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=lr, total_steps=max(shortest, cfg.epochs * steps_per_epoch), pct_start=cfg.warmup,
+            div_factor=25.0, final_div_factor=1e3, cycle_momentum=cfg.optimizer != "adadelta")
+        return opt, sched, True
+    if schedule == "cosine":
         # a fixed epoch budget converges further when the rate decays to zero by its end
-        return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs) if cfg.cosine else None
+        return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs), False
     if cfg.optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
-        return opt, torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.1, patience=5)
-    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose {', '.join(OPTIMIZERS)}")
+        return opt, torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.1, patience=5), False
+    return opt, None, False
 
 
 class Distributed:
@@ -148,33 +207,145 @@ class Distributed:
             dist.destroy_process_group()
 
 
-@torch.no_grad()
-def evaluate(model, x: torch.Tensor, y: torch.Tensor, loss_fn, batch_size: int, device, amp) -> tuple[float, float]:
+def evaluate(model, x: torch.Tensor, y: torch.Tensor, tta: str, device, precision: str) -> tuple[float, float]:
+    """Validation loss (cross-entropy of the TTA-averaged softmax) and accuracy."""
     model.eval()
-    total_loss, correct = 0.0, 0
-    for start in range(0, len(x), batch_size):
-        xb = x[start:start + batch_size].to(device, non_blocking=True)
-        yb = y[start:start + batch_size].to(device, non_blocking=True)
-        with amp():
-            scores = model(xb).float()
-        total_loss += float(loss_fn(scores, yb)) * len(yb)
-        correct += int((scores.argmax(1) == yb).sum())
-    return total_loss / max(len(x), 1), correct / max(len(x), 1)
+    probs = predict_probabilities(model, x, tta, 512, device, precision)
+    if len(y) == 0:
+        return 0.0, 0.0
+    loss = F.nll_loss(probs.clamp_min(1e-12).log(), y)
+    return float(loss), float((probs.argmax(1) == y).float().mean())
+
+
+def init_from_checkpoint(model: torch.nn.Module, path, model_name: str, log) -> None:
+    """Start from another checkpoint's weights wherever their shapes fit (fine-tuning).
+
+    The fully convolutional families (ResNet, DenseNet) have the same shapes at every input
+    size, so a model trained at 42 px starts a 100 px one whole (progressive resizing); a new
+    output layer is left fresh when the classes differ."""
+    source = read_checkpoint(path)
+    state = build_model(source, path).state_dict()
+    own = model.state_dict()
+    fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not fitting:
+        raise CheckpointError(f"{path}: none of its weights fit {model_name} "
+                              f"(it holds {source['model']['name']})")
+    model.load_state_dict(fitting, strict=False)
+    size = source.get("preprocess", {}).get("input_size")
+    log(f"initialized {len(fitting)} of {len(own)} weight tensors from {path} "
+        f"({source['model']['name']}, {size} px)")
+
+
+def mix_batch(xb: torch.Tensor, yb: torch.Tensor, alpha: float, rng: np.random.Generator):
+    """Mixup (Zhang et al. 2018): each image blended with another of the batch, and its
+    target with theirs, by one Beta(alpha, alpha) weight per batch."""
+    lam = float(rng.beta(alpha, alpha))
+    perm = torch.from_numpy(rng.permutation(len(xb))).to(xb.device)
+    return lam * xb + (1 - lam) * xb[perm], lam * yb + (1 - lam) * yb[perm]
+
+
+@dataclass
+class Batches:
+    """The training tensors on the device and how one epoch walks through them."""
+
+    x: torch.Tensor
+    y: torch.Tensor  # class indices, or distributions (soft targets, mixup)
+    steps: int  # per epoch and process
+    soft: bool
+
+
+def build_training_model(cfg: TrainConfig, classes: list[str], resume_state: dict | None, log):
+    """The model and its recorded arguments: fresh (He initialization), started from
+    --init's weights, or restored from --resume."""
+    entry = get_entry(cfg.model)
+    model_args = {"name": cfg.model, "num_classes": len(classes), "in_channels": cfg.channels,
+                  "dropout": list(cfg.dropout) if cfg.dropout is not None else list(entry.default_dropout)}
+    if cfg.display_name:
+        model_args["display_name"] = cfg.display_name
+    model = create_model(cfg.model, len(classes), cfg.channels, model_args["dropout"])
+    if resume_state:
+        model.load_state_dict(build_model(resume_state, cfg.resume).state_dict())
+    elif cfg.init:
+        init_from_checkpoint(model, cfg.init, cfg.model, log)
+    return model, model_args
+
+
+def restore_progress(resume_state: dict | None, optimizer, scheduler) -> tuple[int, dict, list[dict]]:
+    """(first epoch to run, best metrics so far, history) of a resumed or a new run."""
+    if not resume_state:
+        return 1, {"val_accuracy": -1.0}, []
+    extra = resume_state.get("resume", {})
+    if "optimizer" in extra:
+        optimizer.load_state_dict(extra["optimizer"])
+    if scheduler is not None and extra.get("scheduler"):
+        scheduler.load_state_dict(extra["scheduler"])
+    return int(extra.get("epoch", 0)) + 1, dict(extra.get("best", {"val_accuracy": -1.0})), list(extra.get("history", []))
+
+
+def train_epoch(net, batches: Batches, cfg: TrainConfig, epoch: int, optimizer, scheduler, per_step: bool,
+                device, precision: str, gen: torch.Generator, mix_rng, ddp: "Distributed") -> tuple[float, float, int]:
+    """One pass over this process' shard; (summed loss, correct, images seen) on this process."""
+    net.train()
+    loss_fn = LOSSES[cfg.loss]
+    order = torch.randperm(len(batches.x), generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
+    shard = order[ddp.rank::ddp.world]
+    # every rank runs the same number of steps so DDP's collectives stay in step
+    bar = tqdm(range(batches.steps), desc=f"epoch {epoch}/{cfg.epochs}", disable=not (cfg.progress and ddp.main),
+               leave=False, dynamic_ncols=True)
+    # running sums stay on the device: reading them back every step would stall a GPU
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    seen = 0
+    for step in bar:
+        idx = shard[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+        if len(idx) == 0:
+            idx = shard[: cfg.batch_size]
+        idx = idx.to(device)
+        xb, yb = batches.x[idx], batches.y[idx]
+        if cfg.augment:
+            xb = augment_batch(xb, gen)
+        if cfg.mixup > 0:
+            xb, yb = mix_batch(xb, yb, cfg.mixup, mix_rng)
+        xb = xb.contiguous(memory_format=torch.channels_last)
+        with autocast(device, precision):
+            scores = net(xb).float()
+        loss = loss_fn(scores, yb, label_smoothing=cfg.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if per_step:
+            scheduler.step()
+        loss_sum += loss.detach().double() * len(yb)
+        correct += (scores.argmax(1) == (yb.argmax(1) if batches.soft else yb)).sum()
+        seen += len(yb)
+        if not bar.disable and (step % 20 == 0 or step == batches.steps - 1):
+            bar.set_postfix(loss=f"{float(loss_sum) / seen:.4f}", acc=f"{int(correct) / seen:.3f}")
+    return float(loss_sum), int(correct), seen
+
+
+def training_targets(cfg: TrainConfig, train_set) -> tuple[torch.Tensor, bool]:
+    """What the loss compares with: vote distributions (--soft-targets), one-hot rows (for
+    mixup to blend), or class indices; and whether they are distributions."""
+    if cfg.soft_targets:
+        return torch.from_numpy(train_set.targets), True
+    labels = torch.from_numpy(train_set.labels)
+    if cfg.mixup > 0:
+        return F.one_hot(labels, len(train_set.classes)).float(), True
+    return labels, False
 
 
 def train(cfg: TrainConfig, log=print) -> dict:
     """Train ``cfg.model``; returns the best epoch's metrics. Writes cfg.out, its
     ``.last.pt`` (resume state) and ``.metrics.csv``."""
     started = time.time()
-    check_label_set(cfg.labels)
-    if cfg.loss not in LOSSES:
-        raise ValueError(f"unknown loss {cfg.loss!r}; choose {', '.join(LOSSES)}")
+    check_config(cfg)
     entry = get_entry(cfg.model)
     device = pick_device(cfg.device)
     ddp = Distributed(device)
     if device.type == "cuda" and ddp.active:
         device = torch.device("cuda", ddp.local_rank)
         torch.cuda.set_device(device)
+    precision = resolve_precision(cfg.precision, device)
     seed_everything(cfg.seed)
     out = cfg.output_path()
     last_path = out.with_suffix(".last.pt")
@@ -182,117 +353,70 @@ def train(cfg: TrainConfig, log=print) -> dict:
 
     train_set, val_set = load_training_data(cfg, entry.input_size)
     classes = train_set.classes
-    pre = Preprocessor(entry.input_size, cfg.channels)
-    resume_state = None
-    if cfg.resume:
-        resume_state = read_checkpoint(cfg.resume)
+    resume_state = read_checkpoint(cfg.resume) if cfg.resume else None
+    if resume_state:
         if resume_state["model"]["name"] != cfg.model:
             raise CheckpointError(f"{cfg.resume}: holds {resume_state['model']['name']}, not {cfg.model}")
         pre = Preprocessor.from_dict(resume_state["preprocess"])
     else:
-        pre.fit(train_set.images, pixel_norm=cfg.pixel_norm)
-    x_train, x_val = pre(train_set.images), pre(val_set.images)
-    y_train, y_val = torch.from_numpy(train_set.labels), torch.from_numpy(val_set.labels)
+        pre = Preprocessor(entry.input_size, cfg.channels).fit(train_set.images, pixel_norm=cfg.pixel_norm)
+    x_val, y_val = pre(val_set.images), torch.from_numpy(val_set.labels)
+    y_train, soft = training_targets(cfg, train_set)
+    batches = Batches(pre(train_set.images).to(device), y_train.to(device),
+                      math.ceil(len(train_set) / ddp.world / cfg.batch_size), soft)
 
-    model_args = {"name": cfg.model, "num_classes": len(classes), "in_channels": cfg.channels,
-                  "dropout": list(cfg.dropout) if cfg.dropout is not None else list(entry.default_dropout)}
-    if cfg.display_name:
-        model_args["display_name"] = cfg.display_name
-    model = create_model(cfg.model, len(classes), cfg.channels, model_args["dropout"])
-    if cfg.init and not resume_state:
-        # fine-tuning: start from another checkpoint's features, a fresh output layer if classes differ
-        source = read_checkpoint(cfg.init)
-        state = build_model(source, cfg.init).state_dict()
-        own = model.state_dict()
-        model.load_state_dict({k: v for k, v in state.items() if k in own and own[k].shape == v.shape}, strict=False)
-    if resume_state:
-        model.load_state_dict(build_model(resume_state, cfg.resume).state_dict())
+    model, model_args = build_training_model(cfg, classes, resume_state, log)
     # channels-last convolutions are faster on GPUs and on oneDNN CPU kernels alike
     model.to(device, memory_format=torch.channels_last)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if ddp.active else model
-    optimizer, scheduler = make_optimizer(cfg, net.parameters())
-    loss_fn = LOSSES[cfg.loss]
-    use_amp = device.type == "cuda"
-
-    def amp():
-        return torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else torch.autocast("cpu", enabled=False)
-
-    start_epoch, best, history, stopped_early = 1, {"val_accuracy": -1.0}, [], False
-    if resume_state:
-        extra = resume_state.get("resume", {})
-        if "optimizer" in extra:
-            optimizer.load_state_dict(extra["optimizer"])
-        if scheduler is not None and extra.get("scheduler"):
-            scheduler.load_state_dict(extra["scheduler"])
-        start_epoch = int(extra.get("epoch", 0)) + 1
-        best = dict(extra.get("best", best))
-        history = list(extra.get("history", []))
+    optimizer, scheduler, per_step = make_optimizer(cfg, net.parameters(), batches.steps)
+    start_epoch, best, history = restore_progress(resume_state, optimizer, scheduler)
+    stopped_early = False
 
     data_info = {"file": Path(cfg.data).name, "sha256": sha256_of(cfg.data) if Path(cfg.data).is_file() else None,
-                 "n_train": len(train_set), "n_val": len(val_set), "skipped": dict(train_set.skipped)}
+                 "n_train": len(train_set), "n_val": len(val_set), "skipped": dict(train_set.skipped),
+                 "val_skipped": dict(val_set.skipped)}
+    if cfg.ferplus:
+        data_info["ferplus"] = {"file": Path(cfg.ferplus).name, "sha256": sha256_of(cfg.ferplus)}
+    train_cfg = dict(asdict(cfg), precision_used=precision)
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed * 1000 + ddp.rank)
-    x_train_dev = x_train.to(device)
-    y_train_dev = y_train.to(device)
+    mix_rng = np.random.default_rng([cfg.seed, ddp.rank])
     if ddp.main:
         log(f"training {cfg.model} on {len(train_set)} images, validating on {len(val_set)} "
-            f"({cfg.labels}: {', '.join(classes)}) on {device}" + (f" x{ddp.world} processes" if ddp.active else ""))
+            f"({cfg.labels}: {', '.join(classes)}) on {device}, {precision}"
+            + (f" x{ddp.world} processes" if ddp.active else ""))
     for epoch in range(start_epoch, cfg.epochs + 1):
         t0 = time.time()
-        net.train()
-        order = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
-        shard = order[ddp.rank::ddp.world]
-        # every rank runs the same number of steps so DDP's collectives stay in step
-        steps = math.ceil(len(order) / ddp.world / cfg.batch_size)
-        bar = tqdm(range(steps), desc=f"epoch {epoch}/{cfg.epochs}", disable=not (cfg.progress and ddp.main),
-                   leave=False, dynamic_ncols=True)
-        # running sums stay on the device: reading them back every step would stall a GPU
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        correct = torch.zeros((), dtype=torch.int64, device=device)
-        seen = 0
-        for step in bar:
-            idx = shard[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            if len(idx) == 0:
-                idx = shard[: cfg.batch_size]
-            idx = idx.to(device)
-            xb, yb = x_train_dev[idx], y_train_dev[idx]
-            if cfg.augment:
-                xb = augment_batch(xb, gen)
-            xb = xb.contiguous(memory_format=torch.channels_last)
-            with amp():
-                scores = net(xb).float()
-            loss = loss_fn(scores, yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach().double() * len(yb)
-            correct += (scores.argmax(1) == yb).sum()
-            seen += len(yb)
-            if not bar.disable and (step % 20 == 0 or step == steps - 1):
-                bar.set_postfix(loss=f"{float(loss_sum) / seen:.4f}", acc=f"{int(correct) / seen:.3f}")
-        loss_total, correct_total, seen_total = ddp.sum(float(loss_sum), int(correct), seen)
+        sums = train_epoch(net, batches, cfg, epoch, optimizer, scheduler, per_step, device, precision, gen,
+                           mix_rng, ddp)
+        loss_total, correct_total, seen_total = ddp.sum(*sums)
         train_loss, train_acc = loss_total / seen_total, correct_total / seen_total
-        val_loss, val_acc = evaluate(model, x_val, y_val, loss_fn, 512, device, amp)
+        train_seconds = time.time() - t0
+        # validation runs in float32, as score, benchmark and live do: the figure that picks
+        # the checkpoint is the one users get
+        val_loss, val_acc = evaluate(model, x_val, y_val, cfg.tta, device, "fp32")
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step(train_loss)  # thesis: lower the rate when the training loss stops improving
-        elif scheduler is not None:
+        elif scheduler is not None and not per_step:
             scheduler.step()
         row = {"epoch": epoch, "train_loss": round(train_loss, 6), "train_accuracy": round(train_acc, 6),
                "val_loss": round(val_loss, 6), "val_accuracy": round(val_acc, 6),
-               "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.time() - t0, 2)}
+               "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.time() - t0, 2),
+               "train_images_per_second": round(seen_total / train_seconds, 1)}
         history.append(row)
         if ddp.main:
             log(f"epoch {epoch}: train loss {train_loss:.4f} acc {train_acc:.4f} | "
-                f"val loss {val_loss:.4f} acc {val_acc:.4f} | {row['seconds']:.0f}s")
-            train_cfg = asdict(cfg)
+                f"val loss {val_loss:.4f} acc {val_acc:.4f} | {row['seconds']:.0f}s, "
+                f"{row['train_images_per_second']:.0f} img/s")
             if val_acc > best["val_accuracy"]:
                 best = {"epoch": epoch, "val_accuracy": val_acc, "val_loss": val_loss,
                         "train_accuracy": train_acc, "train_loss": train_loss}
                 save_checkpoint(make_checkpoint(model, model_args, cfg.labels, classes, pre, train_cfg,
-                                                data_info, best, half=cfg.half), out)
-            state = make_checkpoint(model, model_args, cfg.labels, classes, pre, train_cfg, data_info, row)
+                                                data_info, best, half=cfg.half, tta=cfg.tta), out)
+            state = make_checkpoint(model, model_args, cfg.labels, classes, pre, train_cfg, data_info, row, tta=cfg.tta)
             state["resume"] = {"epoch": epoch, "optimizer": optimizer.state_dict(),
                                "scheduler": scheduler.state_dict() if scheduler is not None else None,
                                "best": best, "history": history}

@@ -5,7 +5,8 @@ from django import forms
 from django.conf import settings
 
 from ferml import live
-from ferml.labels import LABEL_SETS
+from ferml.labels import BIN_SETS, LABEL_SETS
+from ferml.video import STREAM_SCHEMES, VIDEO_SUFFIXES
 
 
 def video_dir() -> Path:
@@ -17,7 +18,7 @@ def stored_videos() -> list[str]:
     folder = video_dir()
     if not folder.is_dir():
         return []
-    return sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in live.VIDEO_SUFFIXES)
+    return sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
 
 
 class LiveForm(forms.Form):
@@ -30,7 +31,7 @@ class LiveForm(forms.Form):
     spectrum = forms.ChoiceField(
         label="Emotion spectrum",
         choices=[(live.FULL, "full: the model's own classes")]
-        + [(name, f"{name}: {' / '.join(LABEL_SETS[name])}") for name in ("bin3", "bin3-nosurprise", "pos2")],
+        + [(name, f"{name}: {' / '.join(LABEL_SETS[name])}") for name in BIN_SETS],
     )
     prediction_sense = forms.FloatField(
         label="Prediction sense", min_value=0, max_value=1,
@@ -61,13 +62,13 @@ class LiveForm(forms.Form):
     def clean_source(self) -> str:
         """A camera number, a stream URL, or the path of a stored video (never any other file)."""
         source = self.cleaned_data["source"].strip()
-        if source.isdigit() or source.lower().startswith(live.STREAM_SCHEMES):
+        if source.isdigit() or source.lower().startswith(STREAM_SCHEMES):
             return source
         if source in stored_videos():
             return str(video_dir() / source)
         raise forms.ValidationError(
             f"“{source}” is not a stored video, a camera number or a stream URL. "
-            f"Stored videos are the {', '.join(sorted(live.VIDEO_SUFFIXES))} files in {video_dir()}."
+            f"Stored videos are the {', '.join(sorted(VIDEO_SUFFIXES))} files in {video_dir()}."
         )
 
     def live_settings(self) -> live.LiveSettings:

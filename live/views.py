@@ -8,10 +8,10 @@ from django.views.decorators.http import require_GET
 from annotator.access import staff_required
 from ferml import live
 from ferml.inference import Predictor, shipped_models
+from ferml.video import LiveSourceError, VideoSource
 
 from .forms import LiveForm, stored_videos
-
-BOUNDARY = "frame"
+from .mjpeg import CONTENT_TYPE, mjpeg_stream
 
 
 @require_GET
@@ -32,18 +32,17 @@ def stream(request):
     if not form.is_valid():
         return HttpResponse(form.errors.as_text(), status=400, content_type="text/plain")
     try:
-        video = live.VideoSource(form.cleaned_data["source"])
-    except live.LiveSourceError as exc:
+        video = VideoSource(form.cleaned_data["source"])
+    except LiveSourceError as exc:
         return HttpResponse(str(exc), status=400, content_type="text/plain")
     predictor = Predictor.from_name(form.cleaned_data["model"])
     analyzer = live.LiveAnalyzer(predictor, form.live_settings())
     frames = live.live_frames(analyzer, video, realtime=True, loop=form.cleaned_data["loop"])
-    parts = live.mjpeg_stream(frames, BOUNDARY)
+    parts = mjpeg_stream(frames)
     try:
         first = next(parts)  # a source that opens but yields no frame is refused here, not mid-stream
-    except live.LiveSourceError as exc:
+    except LiveSourceError as exc:
         return HttpResponse(str(exc), status=400, content_type="text/plain")
-    response = StreamingHttpResponse(chain([first], parts),
-                                     content_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+    response = StreamingHttpResponse(chain([first], parts), content_type=CONTENT_TYPE)
     response["Cache-Control"] = "no-store"
     return response

@@ -9,7 +9,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 export DATABASE_URL="sqlite:///$tmp/db.sqlite3" MEDIA_ROOT="$tmp/media" OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 PY=.venv/bin/python
-$PY scripts/make_demo_study.py --per-label 0 --out "$tmp/study" >/dev/null
+$PY -m scripts.fixtures.make_demo_study --per-label 0 --out "$tmp/study" >/dev/null
 $PY manage.py migrate -v 0
 $PY manage.py import_testset "$tmp/study/images" --name publictest >/dev/null
 $PY manage.py import_votes "$tmp/study/votes.csv" --testset publictest >/dev/null

@@ -9,9 +9,9 @@
 #
 # The lent GPU machine's image has torch, pandas, opencv and tqdm; only the data travels,
 # and a call carries at most 64 MiB with the working tree. The Kaggle csv (85 MB) does not
-# fit; scripts/pack_fer2013.py stores the same pixels as lossless WebP (54.5 MiB). Leave the
+# fit; python -m ferml.pack stores the same pixels as lossless WebP (54.5 MiB). Leave the
 # shipped weights behind for that call (nothing here needs them):
-#   .venv/bin/python scripts/pack_fer2013.py         # once: runs/gpu-data/fer2013-trval.zip
+#   .venv/bin/python -m ferml.pack        # once: runs/gpu-data/fer2013-trval.zip
 #   git rm -q --cached 'ferml/weights/*.pt' && echo '/ferml/weights/*.pt' >> .git/info/exclude
 #   run (carry runs/gpu-data): PY=python3 DATA=runs/gpu-data/fer2013-trval.zip OUT=$OUT scripts/train_deep_gpu.sh
 #   git reset -q && sed -i '/^\/ferml\/weights\/\*\.pt$/d' .git/info/exclude

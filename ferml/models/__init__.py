@@ -4,7 +4,6 @@ from .registry import (
     UnknownModelError,
     create_model,
     get_entry,
-    input_size_of,
     list_models,
     register_model,
 )
@@ -33,7 +32,6 @@ __all__ = [
     "UnknownModelError",
     "create_model",
     "get_entry",
-    "input_size_of",
     "list_models",
     "register_model",
 ]

@@ -63,7 +63,3 @@ def create_model(
     model = entry.builder(num_classes=num_classes, in_channels=in_channels, dropout=schedule)
     model.input_size = entry.input_size
     return model
-
-
-def input_size_of(name: str) -> int:
-    return get_entry(name).input_size

@@ -18,7 +18,7 @@ from django.core.management import call_command
 from PIL import Image as PILImage
 from scipy.stats import binomtest
 
-from evaluation.ferplus import ferplus_votes
+from ferml.ferplus import ferplus_votes
 
 BIN3 = ["negative", "neutral", "positive"]
 IMAGE_KEY = "row-{row:05d}.png"

@@ -9,7 +9,7 @@ from statsmodels.stats.contingency_tables import mcnemar
 
 from evaluation import metrics
 from evaluation.benchmark_core import build_benchmark_result
-from evaluation.ferplus import ferplus_votes
+from ferml.ferplus import ferplus_votes
 
 BIN3 = ["negative", "neutral", "positive"]
 

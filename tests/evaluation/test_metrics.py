@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import krippendorff
 import numpy as np
@@ -15,8 +16,9 @@ from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.inter_rater import cohens_kappa as sm_cohens_kappa
 from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss_kappa
 
+from annotator.majority import image_majority
 from evaluation import metrics
-from evaluation.ferplus import ferplus_votes
+from ferml.ferplus import ferplus_votes
 
 NNP = ["neg", "neu", "pos"]
 
@@ -85,28 +87,6 @@ def test_vote_counts_per_image_in_label_order():
     assert counts.loc["i3"].tolist() == [3, 0, 0]
 
 
-# --------------------------------------------------------------------------- majority
-
-
-def test_majority_reports_ties_instead_of_breaking_them():
-    majority = metrics.majority_labels(SMALL, NNP)
-    assert majority.labels == {"i1": "pos", "i3": "neg"}
-    assert majority.tied == ["i2"]
-    assert majority.n_tied == 1
-
-
-def test_majority_does_not_depend_on_vote_order():
-    shuffled = [SMALL[i] for i in np.random.default_rng(3).permutation(len(SMALL))]
-    assert metrics.majority_labels(shuffled, NNP) == metrics.majority_labels(SMALL, NNP)
-
-
-def test_three_way_tie_and_single_vote():
-    votes = [("x", "a", "neg"), ("x", "b", "neu"), ("x", "c", "pos"), ("y", "a", "neu")]
-    majority = metrics.majority_labels(votes, NNP)
-    assert majority.labels == {"y": "neu"}  # one vote is its own majority
-    assert majority.tied == ["x"]
-
-
 def test_vote_summary_counts_images_annotators_votes_ties():
     assert metrics.vote_summary(SMALL, NNP) == {
         "n_images": 3,
@@ -164,7 +144,6 @@ def test_all_agree():
     votes = [(f"i{k}", name, NNP[k % 3]) for k in range(6) for name in "abcd"]
     assert metrics.agreement_accuracy(votes, NNP).accuracy == 1.0
     assert metrics.loo_agreement(votes, NNP).accuracy == 1.0
-    assert metrics.majority_labels(votes, NNP).tied == []
 
 
 def test_one_annotator_has_no_leave_one_out_reference():
@@ -181,7 +160,6 @@ def test_empty_votes():
     assert math.isnan(metrics.agreement_accuracy([], NNP).accuracy)
     assert math.isnan(metrics.loo_agreement([], NNP).accuracy)
     assert metrics.loo_agreement_by_annotator([], NNP) == {}
-    assert metrics.majority_labels([], NNP) == metrics.Majority(labels={}, tied=[])
     assert math.isnan(metrics.fleiss_kappa([], NNP))
     assert math.isnan(metrics.krippendorff_alpha([], NNP))
 
@@ -430,27 +408,6 @@ def test_krippendorff_alpha_drops_units_with_one_value_and_is_nan_without_variat
 # --------------------------------------------------------------------------- Cohen's kappa
 
 
-def test_cohens_kappa_by_hand_on_images_both_labelled():
-    # a and b share i1..i4 (i5 only a). Table (rows a, cols b) over neg/pos:
-    # i1 neg/neg, i2 neg/pos, i3 pos/pos, i4 pos/pos -> [[1, 1], [0, 2]]
-    # p_o = 3/4; p_e = (2*1 + 2*3)/16 = 1/2; kappa = (3/4 - 1/2)/(1/2) = 1/2
-    votes = [
-        ("i1", "a", "neg"),
-        ("i1", "b", "neg"),
-        ("i2", "a", "neg"),
-        ("i2", "b", "pos"),
-        ("i3", "a", "pos"),
-        ("i3", "b", "pos"),
-        ("i4", "a", "pos"),
-        ("i4", "b", "pos"),
-        ("i5", "a", "neg"),
-    ]
-    result = metrics.cohens_kappa(votes, ["neg", "pos"], "a", "b")
-    assert result.n_images == 4
-    assert result.kappa == pytest.approx(0.5)
-    assert sm_cohens_kappa(np.array([[1, 1], [0, 2]])).kappa == pytest.approx(0.5)
-
-
 @pytest.mark.parametrize("seed", range(5))
 def test_cohens_kappa_equals_statsmodels(seed):
     table = np.random.default_rng(seed).integers(0, 15, size=(3, 3)) + np.diag([10, 10, 10])
@@ -472,14 +429,11 @@ def test_pairwise_cohens_kappa_covers_every_pair_once():
     by_pair = {(p.a, p.b): p for p in pairs}
     assert by_pair[("a", "c")].n_images == 1  # only p3
     assert by_pair[("a", "h")].n_images == 3  # p1, p2, p3
-    assert by_pair[("a", "h")] == metrics.cohens_kappa(HELD, NNP, "a", "h")
 
 
 def test_cohens_kappa_undefined_cases():
     assert math.isnan(metrics.cohens_kappa_from_table(np.zeros((2, 2))))
     assert math.isnan(metrics.cohens_kappa_from_table(np.array([[5, 0], [0, 0]])))  # one label only
-    with pytest.raises(ValueError, match="'z' has no votes"):
-        metrics.cohens_kappa(SMALL, NNP, "a", "z")
 
 
 # --------------------------------------------------------------------------- bootstrap
@@ -598,10 +552,21 @@ def biased_crowd(seed: int = 0, n_images: int = 400):
     return votes, {f"i{i:03d}": NNP[t] for i, t in enumerate(truth)}
 
 
+def majority_labels(votes, labels) -> SimpleNamespace:
+    """The plain majority Dawid-Skene is compared with, image by image (``annotator.majority``):
+    ``labels`` (image -> label) of the images with a majority, ``tied`` the others."""
+    frame = metrics.as_votes(votes, labels)
+    by_image = {image: image_majority(group, labels) for image, group in frame.groupby("image")["label"]}
+    return SimpleNamespace(
+        labels={image: m.label for image, m in by_image.items() if m.label is not None},
+        tied=[image for image, m in by_image.items() if m.tie],
+    )
+
+
 def test_dawid_skene_undoes_a_biased_crowd_that_fools_the_majority():
     votes, truth = biased_crowd()
     ds = metrics.dawid_skene(votes, NNP)
-    majority = metrics.majority_labels(votes, NNP)
+    majority = majority_labels(votes, NNP)
     ds_accuracy = np.mean([ds.labels.get(img) == lab for img, lab in truth.items()])
     majority_accuracy = np.mean([majority.labels.get(img) == lab for img, lab in truth.items()])
     assert ds.converged
@@ -620,7 +585,7 @@ def test_dawid_skene_undoes_a_biased_crowd_that_fools_the_majority():
 def test_dawid_skene_returns_the_majority_when_everyone_agrees():
     votes = [(f"i{k}", name, NNP[k % 3]) for k in range(9) for name in "abc"]
     ds = metrics.dawid_skene(votes, NNP)
-    assert ds.labels == metrics.majority_labels(votes, NNP).labels
+    assert ds.labels == majority_labels(votes, NNP).labels
     assert ds.tied == []
 
 
@@ -633,7 +598,7 @@ def test_dawid_skene_mostly_agrees_with_the_majority_on_real_votes(ferplus_sampl
     votes = ferplus_votes(ferplus_sample_csv)
     labels = ["negative", "neutral", "positive"]
     ds = metrics.dawid_skene(votes, labels)
-    majority = metrics.majority_labels(votes, labels)
+    majority = majority_labels(votes, labels)
     assert ds.converged
     assert np.mean([ds.labels.get(img) == lab for img, lab in majority.labels.items()]) > 0.95
     assert set(ds.labels) | set(ds.tied) == set(majority.labels) | set(majority.tied)
@@ -642,7 +607,7 @@ def test_dawid_skene_mostly_agrees_with_the_majority_on_real_votes(ferplus_sampl
 def test_the_metrics_core_imports_neither_django_nor_torch():
     # Services and the command wrap these modules; they must stay usable without either.
     code = (
-        "import sys; import evaluation.metrics, evaluation.ferplus, evaluation.benchmark_core, "
+        "import sys; import evaluation.metrics, ferml.ferplus, evaluation.benchmark_core, "
         "evaluation.report; print(sorted({'django', 'torch'} & set(sys.modules)))"
     )
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}

@@ -6,8 +6,8 @@ import re
 import pytest
 
 from evaluation.benchmark_core import build_benchmark_result
-from evaluation.ferplus import ferplus_votes
 from evaluation.report import format_report_text, render_report_html
+from ferml.ferplus import ferplus_votes
 
 BIN3 = ["negative", "neutral", "positive"]
 

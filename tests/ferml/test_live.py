@@ -1,4 +1,4 @@
-"""The live demo core on real faces: tracking, labelling, the command line and the stream."""
+"""The live demo core on real faces: tracking, labelling and the command line."""
 from __future__ import annotations
 
 import cv2
@@ -7,48 +7,11 @@ import pytest
 
 from ferml.inference import Predictor
 from ferml.labels import FER7, binning_matrix
-from ferml.live import (UNCERTAIN, CentreTracker, LiveAnalyzer, LiveSettings, LiveSourceError, VideoSource,
-                        make_face_clip, mjpeg_stream)
+from ferml.live import UNCERTAIN, CentreTracker, LiveAnalyzer, LiveSettings
+from ferml.video import VideoSource
 
-from .conftest import face
+from .conftest import boxes_found
 from .test_train import run_cli
-
-CASCADE = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
-
-
-def boxes_found(gray):
-    """OpenCV's detector called directly, independent of ferml.faces."""
-    return [tuple(int(v) for v in b) for b in CASCADE.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5)]
-
-
-@pytest.fixture(scope="module")
-def clip_faces(fer_rows, tmp_path_factory):
-    """Three real PublicTest faces that the detector finds in every analysed frame of their clip.
-
-    The detector misses some faces in some positions; the tests below count tracks and
-    labels exactly, so they play faces it finds throughout.
-    """
-    folder = tmp_path_factory.mktemp("candidates")
-    faces = []
-    for row in fer_rows[fer_rows.Usage == "PublicTest"].itertuples():
-        pixels = face(row.pixels)
-        frames = list(VideoSource(str(make_face_clip([pixels], folder / f"{row.row}.avi"))).frames())
-        if all(len(boxes_found(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY))) == 1 for f in frames[::3]):
-            faces.append(pixels)
-        if len(faces) == 3:
-            return faces
-    raise AssertionError("the sample holds fewer than three faces found throughout their clip")
-
-
-@pytest.fixture(scope="module")
-def clip(clip_faces, tmp_path_factory):
-    """A 15 fps clip: each face drifts 4 px per frame for 2 seconds (30 frames)."""
-    return make_face_clip(clip_faces, tmp_path_factory.mktemp("live") / "faces.avi")
-
-
-@pytest.fixture(scope="module")
-def frames(clip):
-    return list(VideoSource(str(clip)).frames())
 
 
 @pytest.fixture(scope="module")
@@ -106,11 +69,6 @@ def test_settings_refuse_bad_values(kwargs, message):
 # --- labels on a real clip --------------------------------------------------------------
 
 
-def test_clip_holds_every_frame(clip, frames):
-    assert len(frames) == 90 and frames[0].shape == (320, 480, 3)
-    assert VideoSource(str(clip)).fps == 15
-
-
 def test_label_is_the_mean_of_the_analysed_frames(predictor, frames):
     analyzer, events = run(predictor, frames, spectrum="bin3", prediction_sense=0, prediction_every=3, label_every=9)
     # Frames 1, 4 and 7 are analysed before the first label at frame 9; recompute it here.
@@ -157,31 +115,6 @@ def test_a_tight_tracking_sense_loses_moving_faces(predictor, frames):
     # The face moves 12 px between analysed frames: every analysis starts a new track.
     assert analyzer.tracker.n_started == 10
     assert all(track == n // 3 for n, track, _, _ in events)
-
-
-def test_loop_plays_a_file_again(clip, frames):
-    looped = list(VideoSource(str(clip)).frames(max_frames=100, loop=True))
-    assert len(looped) == 100
-    assert np.array_equal(looped[90], frames[0]) and np.array_equal(looped[99], frames[9])
-
-
-def test_mjpeg_parts_are_jpeg_frames(frames):
-    parts = list(mjpeg_stream(frames[:3], boundary="b"))
-    assert len(parts) == 3
-    head, body = parts[0].split(b"\r\n\r\n", 1)
-    assert head.startswith(b"--b\r\nContent-Type: image/jpeg")
-    length = int(head.rsplit(b"Content-Length: ", 1)[1])
-    image = cv2.imdecode(np.frombuffer(body[:length], np.uint8), cv2.IMREAD_COLOR)
-    assert image.shape == frames[0].shape and body[length:] == b"\r\n"
-
-
-def test_source_errors_name_the_source(tmp_path):
-    with pytest.raises(LiveSourceError, match="nothing.mp4: no such video file"):
-        VideoSource(str(tmp_path / "nothing.mp4"))
-    junk = tmp_path / "junk.avi"
-    junk.write_bytes(b"not a video at all" * 100)
-    with pytest.raises(LiveSourceError, match="junk.avi"):
-        list(VideoSource(str(junk)).frames())
 
 
 # --- command line -----------------------------------------------------------------------

@@ -1,24 +1,15 @@
-"""scripts/pack_fer2013.py: the compact copy of FER2013 that travels to a GPU machine."""
-import importlib.util
+"""ferml.pack: the compact copy of FER2013 that travels to a GPU machine."""
 from pathlib import Path
 
 import numpy as np
 
 from ferml.data import load_dataset, read_fer2013, read_image_tree
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_pack_script():
-    spec = importlib.util.spec_from_file_location("pack_fer2013", ROOT / "scripts/pack_fer2013.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from ferml.pack import pack
 
 
 def test_packed_zip_holds_the_same_pixels_and_labels(fer_sample_csv, tmp_path):
     out = tmp_path / "fer-trval.zip"
-    counts = load_pack_script().pack(fer_sample_csv, out)
+    counts = pack(fer_sample_csv, out)
     assert counts == {"train": 140, "val": 300}
     assert out.stat().st_size < fer_sample_csv.stat().st_size  # smaller than the gzipped csv
     for split in ("train", "val"):

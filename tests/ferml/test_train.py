@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ferml.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
-from ferml.data import load_dataset
+from ferml.data import holdout_mask, load_dataset
 from ferml.inference import ModelNotFoundError, Predictor, resolve_model, shipped_models
 from ferml.score import score_predictor
 from ferml.train import TrainConfig, train
@@ -202,9 +202,11 @@ def test_validation_data_sources(face_tree, fer_sample_csv, tmp_path):
     from ferml.train import load_training_data
 
     base = dict(model="bkmin", labels="fer7", seed=3, progress=False)
-    # a tree without split folders: a seeded tenth of it validates
+    # a tree without split folders: a seeded tenth of it validates, chosen by key
     train, val = load_training_data(TrainConfig(data=str(face_tree), **base), 42)
-    assert (len(train), len(val)) == (31, 4) and not set(train.keys) & set(val.keys)
+    assert len(train) + len(val) == 35 and not set(train.keys) & set(val.keys)
+    keys = sorted(train.keys + val.keys)
+    assert sorted(val.keys) == [k for k, held in zip(keys, holdout_mask(keys, 3, 0.1)) if held]
     # --val-data without a validation split: all of it validates
     train, val = load_training_data(TrainConfig(data=str(fer_sample_csv), val_data=str(face_tree), **base), 42)
     assert (len(train), len(val)) == (140, 35)

@@ -8,7 +8,9 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
-from ferml.live import DEFAULT_LABEL_EVERY, VideoSource, make_face_clip
+from ferml.live import DEFAULT_LABEL_EVERY
+from ferml.video import VideoSource
+from live.demo_clip import make_face_clip
 
 pytestmark = pytest.mark.django_db
 
@@ -18,14 +20,6 @@ def video_dir(settings, tmp_path_factory):
     folder = tmp_path_factory.mktemp("live-videos")
     settings.LIVE_VIDEO_DIR = folder
     return folder
-
-
-@pytest.fixture(scope="session")
-def demo_clip(tmp_path_factory):
-    """The clip ``make demo`` writes: one detectable demo face of each majority label."""
-    out = tmp_path_factory.mktemp("demo-video") / "demo-faces.avi"
-    call_command("demo_video", "--per-label", "1", "--out", str(out))
-    return out
 
 
 @pytest.fixture

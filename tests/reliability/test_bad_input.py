@@ -31,8 +31,7 @@ from annotator.models import Image
 from ferml import cli
 from ferml.checkpoint import make_checkpoint, save_checkpoint
 from ferml.labels import FER7
-from ferml.models import create_model
-from ferml.models.registry import input_size_of
+from ferml.models import create_model, get_entry
 from ferml.preprocess import Preprocessor
 from tests.annotator.helpers import png_bytes, run, write_faces
 from tests.annotator.test_importing import huge_png_header
@@ -359,7 +358,7 @@ def model_files(tmp_path_factory) -> dict[str, Path]:
     torch.manual_seed(0)
     args = {"name": "bkmin", "num_classes": 7, "in_channels": 1, "dropout": None}
     checkpoint = make_checkpoint(create_model("bkmin", 7, 1), args, "fer7", FER7,
-                                 Preprocessor(input_size_of("bkmin"), 1))
+                                 Preprocessor(get_entry("bkmin").input_size, 1))
     files = {"good": save_checkpoint(checkpoint, folder / "bkmin.pt")}
     checkpoint["model"]["name"] = "bkstart"
     files["other architecture"] = save_checkpoint(checkpoint, folder / "other.pt")

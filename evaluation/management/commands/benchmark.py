@@ -5,13 +5,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from evaluation.benchmark_core import AUTO
 from evaluation.report import format_report_text, render_report_html
-from evaluation.services import (
-    BENCHMARK_LABEL_SETS,
-    BenchmarkError,
-    no_model_message,
-    run_benchmark,
-)
+from evaluation.services import BenchmarkError, no_model_message, run_benchmark
 from ferml.inference import shipped_models
+from ferml.labels import VOTE_LABEL_SETS
 
 
 class Command(BaseCommand):
@@ -31,7 +27,7 @@ class Command(BaseCommand):
         parser.add_argument("--holdout", default=AUTO, metavar="USERNAME|auto",
                             help="annotator to hold out (default: auto, the median "
                                  "leave-one-out agreement)")
-        parser.add_argument("--labels", default="bin3", choices=BENCHMARK_LABEL_SETS,
+        parser.add_argument("--labels", default="bin3", choices=VOTE_LABEL_SETS,
                             help="label set to score in (default: bin3)")
         parser.add_argument("--json", metavar="FILE", help="also write the result as JSON")
         parser.add_argument("--html", metavar="FILE",
@@ -53,12 +49,6 @@ class Command(BaseCommand):
         except BenchmarkError as err:
             raise CommandError(str(err)) from None
         self.stdout.write(format_report_text(result), ending="")
-        self.stdout.write("\nCheckpoints")
-        for model in result["models"]:
-            self.stdout.write(
-                f"  {model['name']}: {model['checkpoint']} ({model['architecture']}, "
-                f"trained on {model['training_label_set']})"
-            )
         if options["json"]:
             text = json.dumps(result, indent=2, allow_nan=False) + "\n"
             self._write(options["json"], text, "JSON")

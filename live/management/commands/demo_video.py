@@ -1,33 +1,12 @@
 """Write a video of demo faces for the live demo page, which has no camera on a server."""
-import csv
-from collections import Counter, defaultdict
 from pathlib import Path
 
-import numpy as np
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from PIL import Image
 
 from annotator.demo import DEMO_DIR
-from ferml.faces import find_faces
-from ferml.live import LiveSourceError, face_tile, make_face_clip, video_codec
-
-
-def detectable_faces_by_majority(fixture_dir: Path, per_label: int) -> list[np.ndarray]:
-    """The first ``per_label`` faces of each majority label whose tile the detector finds."""
-    votes = defaultdict(Counter)
-    with open(fixture_dir / "votes.csv", newline="") as f:
-        for row in csv.DictReader(f):
-            votes[row["image"]][row["label"]] += 1
-    chosen = defaultdict(list)
-    for image, counts in sorted(votes.items()):
-        (label, top), *rest = counts.most_common()
-        if rest and rest[0][1] == top or len(chosen[label]) >= per_label:
-            continue
-        face = np.asarray(Image.open(fixture_dir / "images" / image).convert("L"))
-        if find_faces(face_tile(face)):
-            chosen[label].append(face)
-    return [face for label in sorted(chosen) for face in chosen[label]]
+from ferml.video import LiveSourceError, video_codec
+from live.demo_clip import detectable_faces_by_majority, make_face_clip
 
 
 class Command(BaseCommand):

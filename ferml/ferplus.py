@@ -7,6 +7,8 @@ a01..a10 in that order, then binned (SPEC, thesis Table 7); "unknown" and "not a
 votes are dropped, so an annotator occasionally has no vote on an image. The shuffle is seeded per image from
 ``(seed, row)``, so a row gets the same votes whether it is read from the full file or
 from a sample of it, and no annotator inherits the column order of the file.
+
+``ferml.data`` reads the same file to relabel FER2013 for training (``read_ferplus_votes``).
 """
 
 from __future__ import annotations
@@ -17,48 +19,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-FERPLUS_EMOTIONS = [
-    "neutral",
-    "happiness",
-    "surprise",
-    "sadness",
-    "anger",
-    "disgust",
-    "fear",
-    "contempt",
-]
+from .data import FERPLUS_COLUMNS
+from .labels import LABEL_SETS, VOTE_LABEL_SETS, map_label
+
 FERPLUS_DROPPED = ["unknown", "NF"]  # not an expression: no vote
-
-FERPLUS_LABEL_SETS: dict[str, list[str]] = {
-    "bin3": ["negative", "neutral", "positive"],
-    "pos2": ["non-positive", "positive"],
-}
-
-_BIN_OF_EMOTION: dict[str, dict[str, str]] = {
-    "bin3": {
-        "neutral": "neutral",
-        "surprise": "neutral",
-        "happiness": "positive",
-        "sadness": "negative",
-        "anger": "negative",
-        "disgust": "negative",
-        "fear": "negative",
-        "contempt": "negative",
-    },
-    "pos2": {e: ("positive" if e == "happiness" else "non-positive") for e in FERPLUS_EMOTIONS},
-}
 
 DEFAULT_IMAGE_KEY = "row-{row:05d}"
 
 
 def ferplus_labels(label_set: str = "bin3") -> list[str]:
-    """The ordered labels of a FER+ label set."""
-    try:
-        return list(FERPLUS_LABEL_SETS[label_set])
-    except KeyError:
+    """The ordered labels of a label set that votes can be given in (``VOTE_LABEL_SETS``)."""
+    if label_set not in VOTE_LABEL_SETS:
         raise ValueError(
-            f"unknown label set {label_set!r}; choose one of {', '.join(FERPLUS_LABEL_SETS)}"
-        ) from None
+            f"unknown label set {label_set!r}; choose one of {', '.join(VOTE_LABEL_SETS)}"
+        )
+    return list(LABEL_SETS[label_set])
 
 
 def read_ferplus(source: str | Path | pd.DataFrame) -> pd.DataFrame:
@@ -68,7 +43,7 @@ def read_ferplus(source: str | Path | pd.DataFrame) -> pd.DataFrame:
     data README), so one is added from the position when absent.
     """
     frame = source.copy() if isinstance(source, pd.DataFrame) else pd.read_csv(source)
-    missing = [c for c in ["Usage", *FERPLUS_EMOTIONS, *FERPLUS_DROPPED] if c not in frame.columns]
+    missing = [c for c in ["Usage", *FERPLUS_COLUMNS, *FERPLUS_DROPPED] if c not in frame.columns]
     if missing:
         raise ValueError(f"not a FER+ vote file: column(s) {', '.join(missing)} missing")
     if "row" not in frame.columns:
@@ -89,9 +64,7 @@ def ferplus_votes(
     names an image from its row number: a format string with field ``row`` or a function.
     Rows with no vote left (all unknown or not a face) contribute no image.
     """
-    bins = _BIN_OF_EMOTION.get(label_set)
-    if bins is None:
-        ferplus_labels(label_set)  # raises, naming the known sets
+    ferplus_labels(label_set)  # raises, naming the known sets
     frame = read_ferplus(source)
     if usage is not None:
         wanted = [usage] if isinstance(usage, str) else list(usage)
@@ -99,8 +72,9 @@ def ferplus_votes(
     name_of = image_key if callable(image_key) else (lambda row: image_key.format(row=row))
     # unknown and not-a-face become None: they are shuffled with the real votes and only
     # then dropped, so every annotator misses some images, not just the last ones
-    binned = np.array([bins[e] for e in FERPLUS_EMOTIONS] + [None] * len(FERPLUS_DROPPED), dtype=object)
-    counts = frame[FERPLUS_EMOTIONS + FERPLUS_DROPPED].to_numpy(dtype=np.int64)
+    bins = [map_label(emotion, label_set) for emotion in FERPLUS_COLUMNS]
+    binned = np.array(bins + [None] * len(FERPLUS_DROPPED), dtype=object)
+    counts = frame[FERPLUS_COLUMNS + FERPLUS_DROPPED].to_numpy(dtype=np.int64)
     records = []
     for row, row_counts in zip(frame["row"].to_numpy(), counts):
         labels = np.repeat(binned, row_counts)

@@ -5,7 +5,7 @@ The Kaggle csv is 85 MB gzipped; as lossless WebP images in a class-per-folder z
 ferml reads as it reads any image tree (``--data fer2013-trval.zip --split train``).
 Every image is decoded again and compared with its row before the zip is kept.
 
-    .venv/bin/python scripts/pack_fer2013.py [--data CSV] [--out ZIP]
+    .venv/bin/python -m ferml.pack [--data CSV] [--out ZIP]
 """
 from __future__ import annotations
 
@@ -18,10 +18,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from .data import decode_image, read_fer2013
 
-from ferml.data import decode_image, read_fer2013  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SPLITS = {"train": "train", "val": "val"}
 

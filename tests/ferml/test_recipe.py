@@ -1,0 +1,251 @@
+"""The training recipe: soft targets, label smoothing, mixup, bf16, one-cycle, TTA, the
+seeded holdout, FER+ labels by bins, and training across input sizes, on real faces."""
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from ferml.checkpoint import CheckpointError, load_model, read_checkpoint
+from ferml.data import holdout_mask, load_dataset
+from ferml.inference import Predictor
+from ferml.losses import cross_entropy_loss
+from ferml.models import create_model
+from ferml.tta import predict_probabilities, tta_views
+from ferml.train import TrainConfig, init_from_checkpoint, mix_batch, train
+
+ROOT = Path(__file__).resolve().parents[2]
+VOTE_COLUMNS = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt"]
+
+
+def quiet(message):
+    pass
+
+
+@pytest.fixture(scope="module")
+def soft_run(tmp_path_factory, fer_sample_csv, ferplus_sample_csv):
+    """bkmin on the sample's real FER+ vote distributions (bin3), one-cycle AdamW, bf16,
+    flip TTA, validated on a seeded holdout of the Training rows."""
+    out = tmp_path_factory.mktemp("soft") / "soft.pt"
+    cfg = TrainConfig(model="bkmin", data=str(fer_sample_csv), ferplus=str(ferplus_sample_csv), labels="bin3",
+                      ferplus_mode="bins", soft_targets=True, label_smoothing=0.1, mixup=0.2, epochs=3,
+                      batch_size=16, optimizer="adamw", lr=2e-3, schedule="onecycle", weight_decay=0.01,
+                      precision="bf16", tta="flip", val_split="holdout", val_fraction=0.2, seed=4,
+                      out=str(out), progress=False)
+    return cfg, train(cfg, log=quiet), out
+
+
+def test_soft_target_loss_worked_example():
+    scores = torch.tensor([[1.0, 2.0, 0.0]])
+    # log softmax = s - log(e + e^2 + 1) = s - 2.40760596
+    lse = math.log(math.e + math.e ** 2 + 1)
+    assert lse == pytest.approx(2.40760596)
+    votes = torch.tensor([[0.2, 0.8, 0.0]])  # 2 of 10 taggers said class 0, 8 class 1
+    by_hand = -(0.2 * (1 - lse) + 0.8 * (2 - lse))
+    assert cross_entropy_loss(scores, votes).item() == pytest.approx(by_hand) == pytest.approx(0.60760596)
+    # smoothing 0.1 over 3 classes: t' = 0.9 t + 0.1 / 3
+    smoothed = [0.9 * 0.2 + 0.1 / 3, 0.9 * 0.8 + 0.1 / 3, 0.1 / 3]
+    by_hand = -sum(t * (s - lse) for t, s in zip(smoothed, [1.0, 2.0, 0.0]))
+    assert cross_entropy_loss(scores, votes, label_smoothing=0.1).item() == pytest.approx(by_hand)
+    # a one-hot target is the ordinary cross-entropy, smoothed or not
+    hard = torch.tensor([1])
+    for eps in (0.0, 0.1):
+        assert cross_entropy_loss(scores, torch.tensor([[0.0, 1.0, 0.0]]), eps).item() == pytest.approx(
+            cross_entropy_loss(scores, hard, eps).item())
+
+
+def test_mixup_blends_images_and_targets_alike():
+    x = torch.arange(4.0).view(4, 1, 1, 1).expand(4, 1, 2, 2).clone()
+    y = torch.eye(3)[[0, 1, 2, 0]]
+    mixed_x, mixed_y = mix_batch(x, y, 0.4, np.random.default_rng(0))
+    assert torch.allclose(mixed_y.sum(1), torch.ones(4))
+    lam = float(np.random.default_rng(0).beta(0.4, 0.4))
+    perm = np.random.default_rng(0)
+    perm.beta(0.4, 0.4)
+    perm = perm.permutation(4)
+    assert torch.allclose(mixed_x[:, 0, 0, 0], lam * x[:, 0, 0, 0] + (1 - lam) * x[perm, 0, 0, 0])
+    assert torch.allclose(mixed_y, lam * y + (1 - lam) * y[perm])
+
+
+def test_bins_mode_is_the_benchmark_majority(fer_sample_csv, ferplus_sample_csv):
+    votes = pd.read_csv(ferplus_sample_csv).set_index("row")
+    rows = pd.read_csv(fer_sample_csv)
+    public = votes.loc[rows[rows.Usage == "PublicTest"].row]
+    counts = public[VOTE_COLUMNS].to_numpy()
+    # bin3 by hand: negative = sad, angry, disgust, fear, contempt; neutral = neutral, surprise
+    binned = np.stack([counts[:, 3:8].sum(1), counts[:, 0] + counts[:, 2], counts[:, 1]], 1)
+    face = public["NF"].to_numpy() * 2 <= public["NF"].to_numpy() + counts.sum(1)
+    top = binned.max(1)
+    winner = face & ((binned == top[:, None]).sum(1) == 1)
+    data = load_dataset(fer_sample_csv, "bin3", split="val", ferplus=ferplus_sample_csv, ferplus_mode="bins")
+    assert len(data) == int(winner.sum()) < len(public)
+    assert data.skipped["FER+ tie"] == int((face & ~winner).sum())
+    assert list(data.labels) == list(binned[winner].argmax(1))
+    assert np.allclose(data.targets, binned[winner] / binned[winner].sum(1, keepdims=True))
+    # soft-target training keeps the ties too, with their vote shares
+    kept = load_dataset(fer_sample_csv, "bin3", split="val", ferplus=ferplus_sample_csv, ferplus_mode="bins",
+                        keep_all_voted=True)
+    assert len(kept) == int(face.sum()) and "FER+ tie" not in kept.skipped
+
+
+def test_holdout_depends_on_the_key_alone():
+    keys = [f"row-{i:05d}" for i in range(2000)]
+    mask = holdout_mask(keys, seed=0, fraction=0.1)
+    assert 150 < mask.sum() < 250
+    # the same key is held out whatever else is loaded beside it
+    assert list(holdout_mask(keys[::3], 0, 0.1)) == list(mask[::3])
+    assert list(holdout_mask(keys, 1, 0.1)) != list(mask)
+    assert holdout_mask(["only"], 0, 0.01).tolist() == [True]
+
+
+def test_soft_training_records_its_recipe(soft_run, fer_sample_csv, ferplus_sample_csv):
+    cfg, result, out = soft_run
+    ckpt = read_checkpoint(out)
+    assert ckpt["tta"] == "flip"
+    assert ckpt["train"]["precision_used"] == "bf16" and ckpt["train"]["soft_targets"]
+    assert ckpt["train"]["schedule"] == "onecycle" and ckpt["data"]["ferplus"]["file"] == ferplus_sample_csv.name
+    # one-cycle: the rate rises, then falls far below its peak by the last step
+    rates = [row["lr"] for row in result["history"]]
+    assert rates[-1] < 2e-3 / 100
+    # the training set holds every Training face with a vote, ties included; the holdout none of them
+    train_rows = pd.read_csv(fer_sample_csv).query("Usage == 'Training'")
+    n_train, n_val = ckpt["data"]["n_train"], ckpt["data"]["n_val"]
+    assert n_train + n_val + ckpt["data"]["val_skipped"].get("FER+ tie", 0) + 2 == len(train_rows)
+
+
+def test_score_holdout_reproduces_the_validation_figure(soft_run, fer_sample_csv, ferplus_sample_csv, tmp_path):
+    _, result, out = soft_run
+    res = subprocess.run([sys.executable, "-m", "ferml", "score", "--model", str(out), "--data", str(fer_sample_csv),
+                          "--ferplus", str(ferplus_sample_csv), "--ferplus-mode", "bins", "--labels", "bin3",
+                          "--split", "holdout", "--json", str(tmp_path / "h.json")],
+                         cwd=ROOT, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert res.returncode == 0, res.stderr
+    scored = json.loads((tmp_path / "h.json").read_text())
+    assert scored["n"] == read_checkpoint(out)["data"]["n_val"]
+    assert scored["accuracy"] == pytest.approx(result["best"]["val_accuracy"])
+
+
+def test_tta_is_stored_and_applied_by_the_predictor(soft_run, fer_sample_csv):
+    _, _, out = soft_run
+    model, pre, _ = load_model(out)
+    faces = load_dataset(fer_sample_csv, "bin3", split="val").images[:40]
+    x = pre(torch.from_numpy(faces))
+    with torch.no_grad():
+        by_hand = (torch.softmax(model(x), 1) + torch.softmax(model(x.flip(3)), 1)) / 2
+    predictor = Predictor(out)
+    assert predictor.tta == "flip"
+    assert np.allclose(predictor.predict_proba_arrays(faces), by_hand.numpy(), atol=1e-5)
+    plain = Predictor(out, tta="none").predict_proba_arrays(faces)
+    with torch.no_grad():
+        assert np.allclose(plain, torch.softmax(model(x), 1).numpy(), atol=1e-5)
+    assert not np.allclose(plain, by_hand.numpy(), atol=1e-4)
+
+
+def test_ten_crop_views():
+    x = torch.arange(42 * 42, dtype=torch.float32).view(1, 1, 42, 42)
+    views = tta_views(x, "crops")
+    assert len(views) == 10 and all(v.shape == x.shape for v in views)
+    assert torch.equal(views[5], views[0].flip(3))
+    # the corner crops of the enlarged image differ, the centre crop is centred
+    assert not torch.equal(views[0], views[3])
+    assert views[4].mean().item() == pytest.approx(x.mean().item(), rel=1e-3)
+
+
+def test_bf16_and_fp32_agree_on_real_faces(soft_run, fer_sample_csv):
+    _, _, out = soft_run
+    model, pre, _ = load_model(out)
+    x = pre(torch.from_numpy(load_dataset(fer_sample_csv, "bin3", split="val").images))
+    fp32 = predict_probabilities(model, x, "none", precision="fp32")
+    bf16 = predict_probabilities(model, x, "none", precision="bf16")
+    assert (fp32 - bf16).abs().max().item() < 0.05
+    assert (fp32.argmax(1) == bf16.argmax(1)).float().mean().item() > 0.95
+
+
+def test_a_42px_checkpoint_starts_the_100px_model(tmp_path, fer_sample_csv):
+    small = TrainConfig(model="resnet18", data=str(fer_sample_csv), labels="bin3", epochs=1, batch_size=16,
+                        optimizer="adamw", schedule="onecycle", limit=48, seed=0, out=str(tmp_path / "r42.pt"),
+                        progress=False)
+    train(small, log=quiet)
+    big = create_model("resnet18_100", 3, 1)
+    messages = []
+    init_from_checkpoint(big, tmp_path / "r42.pt", "resnet18_100", messages.append)
+    source = read_checkpoint(tmp_path / "r42.pt")["state_dict"]
+    assert all(torch.equal(big.state_dict()[k], v) for k, v in source.items())
+    assert messages == [f"initialized {len(source)} of {len(source)} weight tensors from {tmp_path / 'r42.pt'} "
+                        "(resnet18, 42 px)"]
+    # end to end: train at 100 px from it, then score at 100 px
+    finished = TrainConfig(**{**small.__dict__, "model": "resnet18_100", "init": str(tmp_path / "r42.pt"),
+                              "out": str(tmp_path / "r100.pt")})
+    log = []
+    train(finished, log=log.append)
+    assert any(m.startswith("initialized") for m in log)
+    predictor = Predictor(tmp_path / "r100.pt")
+    assert predictor.input_size == 100
+    faces = load_dataset(fer_sample_csv, "bin3", split="val", size=100).images[:8]
+    assert predictor.predict_proba_arrays(faces).shape == (8, 3)
+    # weights that fit nowhere are refused by name
+    with pytest.raises(CheckpointError, match="none of its weights fit bkvgg12"):
+        init_from_checkpoint(create_model("bkvgg12", 3, 1), tmp_path / "r42.pt", "bkvgg12", quiet)
+
+
+def test_contradictory_options_are_refused(fer_sample_csv):
+    res = subprocess.run([sys.executable, "-m", "ferml", "train", "--model", "bkmin", "--data", str(fer_sample_csv),
+                          "--soft-targets"], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 2 and "give the votes with --ferplus" in res.stderr and "Traceback" not in res.stderr
+    res = subprocess.run([sys.executable, "-m", "ferml", "train", "--model", "bkmin", "--data", str(fer_sample_csv),
+                          "--loss", "svm", "--label-smoothing", "0.1"], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 2 and "SVM loss takes hard labels only" in res.stderr
+
+
+def test_bench_times_a_model():
+    from ferml.bench import run_bench
+
+    rows = run_bench(["bkmin"], ["fp32"], "cpu", batch=4, repeats=1)
+    assert len(rows) == 1 and rows[0]["flops"] > 0
+    assert rows[0]["train_images_per_second"] > 0 and rows[0]["latency_ms"] > 0
+
+
+def test_ensemble_averages_its_members(soft_run, tmp_path, fer_sample_csv):
+    from ferml.checkpoint import make_ensemble
+
+    _, _, soft = soft_run
+    fer7 = TrainConfig(model="bkmin", data=str(fer_sample_csv), labels="fer7", epochs=1, batch_size=16,
+                       optimizer="adamw", seed=2, out=str(tmp_path / "fer7.pt"), progress=False)
+    train(fer7, log=quiet)
+    res = subprocess.run([sys.executable, "-m", "ferml", "ensemble", str(soft), str(tmp_path / "fer7.pt"),
+                          "--labels", "bin3", "--name", "pair", "--out", str(tmp_path / "pair.pt")],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    faces = load_dataset(fer_sample_csv, "bin3", split="val").images[:30]
+    members = [Predictor(soft), Predictor(tmp_path / "fer7.pt")]
+    by_hand = (members[0].predict_proba_arrays(faces) + members[1].predict_proba_arrays(faces, "bin3")) / 2
+    pair = Predictor(tmp_path / "pair.pt")
+    assert pair.name == "pair" and pair.label_set == "bin3"
+    assert np.allclose(pair.predict_proba_arrays(faces), by_hand, atol=1e-6)
+    assert np.allclose(pair.predict_proba_arrays(faces, "pos2"), np.stack([by_hand[:, :2].sum(1), by_hand[:, 2]], 1),
+                       atol=1e-6)
+    # members must share an input size: the benchmark hands them the same prepared images
+    big = read_checkpoint(soft)
+    big["preprocess"] = dict(big["preprocess"], input_size=100)
+    with pytest.raises(CheckpointError, match="share one input size"):
+        make_ensemble([read_checkpoint(soft), big], ["a", "b"], "bin3", ["negative", "neutral", "positive"], "x")
+
+
+def test_export_stores_half_precision_and_the_chosen_tta(soft_run, tmp_path, fer_sample_csv):
+    _, _, soft = soft_run
+    res = subprocess.run([sys.executable, "-m", "ferml", "export", str(soft), str(tmp_path / "half.pt"),
+                          "--data", str(fer_sample_csv), "--split", "val", "--labels", "bin3", "--tta", "crops"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("0 of 300 predictions change in half precision")
+    half = read_checkpoint(tmp_path / "half.pt")
+    assert all(v.dtype == torch.float16 for v in half["state_dict"].values() if v.is_floating_point())
+    assert (tmp_path / "half.pt").stat().st_size < 0.6 * soft.stat().st_size
+    assert half["tta"] == "crops" and Predictor(tmp_path / "half.pt").tta == "crops"
+    assert read_checkpoint(soft)["tta"] == "flip"

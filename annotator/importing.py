@@ -4,6 +4,10 @@
 upload page both call. A file that cannot be used is reported by name and skipped; a
 mistake about the whole input (no such path, an empty or unsafe zip, a bad vote row)
 raises ``InputError`` and stores nothing.
+
+A file whose content repeats an image already in the test set is skipped and its name
+remembered (``RepeatedFile``): vote rows that name it are listed and left out while the
+rest of the votes file imports. Nothing is merged into the image it repeats.
 """
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
 from .errors import InputError
-from .models import LABELS, Image, TestSet, Vote, VoteEvent
+from .models import LABELS, Image, RepeatedFile, TestSet, Vote, VoteEvent
 from .testsets import resolve_testset
 
 MiB = 1024 * 1024
@@ -99,7 +103,7 @@ class ImportReport:
     def problems(self) -> list[str]:
         """One line per skipped file, naming it and saying why."""
         lines = [f"bad file {p}" for p in self.bad]
-        lines += [f"duplicate {p}" for p in self.duplicates]
+        lines += [f"duplicate {p}; votes that name it will be left out" for p in self.duplicates]
         lines += [f"skipped {p}" for p in self.skipped]
         lines += [f"no face found: {name}" for name in self.no_face]
         lines += [f"face too small {p}" for p in self.small_face]
@@ -397,9 +401,10 @@ def _import_entry(entry: _Entry, testset, report: ImportReport, detect_faces, mi
     except _BadFile as exc:
         report.bad.append(Problem(entry.name, str(exc)))
         return
-    twin = Image.objects.filter(testset=testset, sha256=sha).values_list("key", flat=True).first()
+    twin = Image.objects.filter(testset=testset, sha256=sha).first()
     if twin is not None:
-        report.duplicates.append(Problem(entry.key, f"same content as {twin}"))
+        report.duplicates.append(Problem(entry.key, f"same content as {twin.key}"))
+        RepeatedFile.objects.get_or_create(testset=testset, key=entry.key, defaults={"image": twin})
         return
     box = None
     content, suffix, (width, height) = data, ACCEPTED_FORMATS[fmt], image.size
@@ -429,6 +434,8 @@ def _store(testset, key, sha, content, suffix, width, height, box) -> bool:
     try:
         with transaction.atomic():
             image.save()
+            # a name once skipped as a repeat now has content of its own
+            RepeatedFile.objects.filter(testset=testset, key=key).delete()
     except IntegrityError:
         image.file.delete(save=False)
         return False
@@ -452,6 +459,29 @@ class VoteRow:
     label: str
 
 
+@dataclass(frozen=True)
+class LeftOutRow:
+    """A vote row naming a file that was skipped at import as a repeat of another image."""
+
+    line: int
+    image: str
+    annotator: str
+    repeats: str  # key of the stored image with the same content
+
+    def __str__(self):
+        return (
+            f"line {self.line}: image {self.image!r} repeats {self.repeats!r} (same content, "
+            f"skipped when the images were imported); the vote of {self.annotator!r} on it is "
+            "left out"
+        )
+
+
+@dataclass(frozen=True)
+class CheckedVotes:
+    rows: list[VoteRow]  # to import
+    left_out: list[LeftOutRow]  # valid rows that name a repeated file
+
+
 @dataclass
 class VoteImportReport:
     testset: TestSet
@@ -461,6 +491,14 @@ class VoteImportReport:
     changed: int = 0
     repeated_rows: int = 0  # identical lines that appear more than once
     new_annotators: list[str] = field(default_factory=list)
+    left_out: list[LeftOutRow] = field(default_factory=list)
+
+    def problems(self, limit: int | None = None) -> list[str]:
+        """One line per row left out (the first ``limit`` of them, then how many more)."""
+        lines = [str(row) for row in self.left_out[:limit]]
+        if limit is not None and len(self.left_out) > limit:
+            lines.append(f"... and {len(self.left_out) - limit} more row(s) left out")
+        return lines
 
     def summary(self) -> str:
         text = (
@@ -473,6 +511,11 @@ class VoteImportReport:
             text += f", {self.repeated_rows} repeated line(s) counted once"
         if self.new_annotators:
             text += f"; new annotator account(s) without a password: {', '.join(self.new_annotators)}"
+        if self.left_out:
+            text += (
+                f"; {len(self.left_out)} row(s) left out: they name files skipped at import "
+                "as repeats of another image"
+            )
         return text + "."
 
 
@@ -486,7 +529,9 @@ def import_votes(
 
     Unknown annotators become accounts without a usable password. A row that repeats a
     stored vote changes nothing; one that contradicts a stored vote is an error unless
-    ``overwrite`` (then the change is recorded as a VoteEvent).
+    ``overwrite`` (then the change is recorded as a VoteEvent). The one exception to all
+    or nothing: a valid row naming a file that the image import skipped as a repeat of
+    another image is left out and listed in the report's ``left_out``.
     """
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
@@ -500,8 +545,10 @@ def import_votes(
         data, label = source.read(), getattr(source, "name", None) or "the uploaded file"
     if not isinstance(testset, TestSet):
         testset = resolve_testset(testset)
-    rows = check_vote_rows(data, testset, label)
-    return do_import_votes(testset, rows, overwrite=overwrite, source_name=label)
+    checked = check_vote_rows(data, testset, label)
+    report = do_import_votes(testset, checked.rows, overwrite=overwrite, source_name=label)
+    report.left_out = checked.left_out
+    return report
 
 
 def _fail(source_name: str, problems: list[str]):
@@ -514,8 +561,12 @@ def _fail(source_name: str, problems: list[str]):
     raise InputError(f"{source_name} has {len(problems)} problems; nothing from the file was imported:\n{listed}{more}")
 
 
-def check_vote_rows(data: bytes, testset: TestSet, source_name: str = "the votes file") -> list[VoteRow]:
-    """Parse and validate every row; raise InputError naming each bad line."""
+def check_vote_rows(data: bytes, testset: TestSet, source_name: str = "the votes file") -> CheckedVotes:
+    """Parse and validate every row; raise InputError naming each bad line.
+
+    Valid rows naming a file skipped at import as a repeat (``RepeatedFile``) are set
+    aside in ``left_out`` rather than refused.
+    """
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -543,9 +594,10 @@ def check_vote_rows(data: bytes, testset: TestSet, source_name: str = "the votes
         raise InputError(f"{source_name} names the column(s) {', '.join(repeated)} more than once.")
     at = {c: columns.index(c) for c in VOTE_COLUMNS}
     keys = set(Image.objects.filter(testset=testset).values_list("key", flat=True))
+    repeats = dict(RepeatedFile.objects.filter(testset=testset).values_list("key", "image__key"))
     username_ok = UnicodeUsernameValidator()
     seen: dict[tuple[str, str], VoteRow] = {}
-    rows, problems = [], []
+    rows, left_out, problems = [], [], []
     while True:
         try:
             fields = next(reader)
@@ -568,7 +620,8 @@ def check_vote_rows(data: bytes, testset: TestSet, source_name: str = "the votes
         if not image:
             problems.append(f"line {line}: the image column is empty")
             continue
-        if image not in keys:
+        repeat_of = None if image in keys else repeats.get(image)
+        if image not in keys and repeat_of is None:
             problems.append(f"line {line}: image {image!r} is not in test set {testset.name!r}")
             continue
         try:
@@ -580,6 +633,9 @@ def check_vote_rows(data: bytes, testset: TestSet, source_name: str = "the votes
                 f"line {line}: {annotator!r} is not a valid annotator name "
                 "(1 to 150 letters, digits and @ . + - _)"
             )
+            continue
+        if repeat_of is not None:
+            left_out.append(LeftOutRow(line, image, annotator, repeat_of))
             continue
         row = VoteRow(line, image, annotator, label)
         first = seen.get((image, annotator))
@@ -593,7 +649,7 @@ def check_vote_rows(data: bytes, testset: TestSet, source_name: str = "the votes
         rows.append(row)
     if problems:
         _fail(source_name, problems)
-    return rows
+    return CheckedVotes(rows, left_out)
 
 
 def do_import_votes(testset: TestSet, rows: list[VoteRow], *, overwrite: bool = False,

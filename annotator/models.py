@@ -62,6 +62,29 @@ class Image(models.Model):
         return f"{self.testset.name}:{self.key}"
 
 
+class RepeatedFile(models.Model):
+    """A file skipped at import because its content repeats an image of the test set.
+
+    Kept by name so that votes naming it are reported and left out by ``import_votes``
+    instead of stopping the whole file; its votes are never merged into ``image``'s.
+    """
+
+    testset = models.ForeignKey(TestSet, on_delete=models.CASCADE, related_name="repeated_files")
+    key = models.CharField(max_length=500, help_text="Relative path of the skipped file.")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="repeats",
+                              help_text="The stored image with the same content.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["testset", "key"]
+        constraints = [
+            models.UniqueConstraint(fields=["testset", "key"], name="unique_repeated_file_per_testset"),
+        ]
+
+    def __str__(self):
+        return f"{self.testset.name}:{self.key} (same content as {self.image.key})"
+
+
 class Vote(models.Model):
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="votes")
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="votes")

@@ -179,6 +179,8 @@ def staff_import(request):
                 _add_errors(votes_form, "csv_file", exc)
             else:
                 messages.success(request, result.summary())
+                for line in result.problems(limit=importing.MAX_LISTED_PROBLEMS):
+                    messages.warning(request, line)
                 return redirect("annotator:dashboard")
     elif request.method == "POST":
         messages.error(request, "Choose a file to upload.")

@@ -4,6 +4,9 @@ Pure: votes and model predictions in; plain numbers, strings and lists out (NaN 
 None so the dict dumps as strict JSON). The Django service gathers the votes and runs
 the models; the ``benchmark`` command and the staff page print or render this dict
 (``evaluation.report``).
+
+Beyond the thesis, ``holdout="all"`` adds the panel (SPEC "The panel"): every annotator
+held out in turn, and each model compared with all of them at once.
 """
 
 from __future__ import annotations
@@ -15,9 +18,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import metrics
-from .metrics import DEFAULT_CONFIDENCE, DEFAULT_N_RESAMPLES, Votes
+from .metrics import DEFAULT_CONFIDENCE, DEFAULT_N_RESAMPLES, MAJORITY, Votes
 
 AUTO = "auto"
+ALL = "all"  # every annotator in turn: the panel
+DEFAULT_MIN_IMAGES = 20  # paired images an annotator needs to count in the panel's means
+PANEL_METHOD = (
+    "Obuchowski-Rockette-Hillis (model vs a panel of random readers), "
+    "covariances by jackknife over images"
+)
 
 
 @dataclass(frozen=True)
@@ -28,22 +37,43 @@ class HoldoutChoice:
     selection: str  # AUTO or "given"
 
 
-def hold_out(votes: Votes, labels: Sequence[str], holdout: Hashable = AUTO) -> HoldoutChoice:
+def hold_out(
+    votes: Votes, labels: Sequence[str], holdout: Hashable = AUTO, reference: str = MAJORITY
+) -> HoldoutChoice:
     """``holdout`` (an annotator, or ``"auto"``: ``metrics.choose_holdout``, the median
-    leave-one-out agreement) and their paired image set.
+    leave-one-out agreement) and their paired image set against ``reference``
+    (``metrics.MAJORITY`` or ``metrics.DAWID_SKENE`` of the other annotators).
 
-    Raises ValueError when the annotator shares no image with a majority of the others.
+    Raises ValueError when the annotator shares no image with a reference label.
     """
     labels = list(labels)
     frame = metrics.as_votes(votes, labels)
     name = metrics.choose_holdout(frame, labels) if holdout == AUTO else holdout
-    split = metrics.holdout_split(frame, labels, name)
+    split = metrics.holdout_split(frame, labels, name, reference)
+    return _checked_choice(split, AUTO if holdout == AUTO else "given", reference)
+
+
+def hold_out_all(
+    votes: Votes, labels: Sequence[str], reference: str = MAJORITY
+) -> tuple[HoldoutChoice, dict[Hashable, metrics.HeldOut]]:
+    """The panel: every annotator's paired image set (``metrics.panel_splits``), and beside
+    it the ``"auto"`` choice, whose single held-out figures the report keeps."""
+    labels = list(labels)
+    frame = metrics.as_votes(votes, labels)
+    splits = metrics.panel_splits(frame, labels, reference)
+    auto = splits[metrics.choose_holdout(frame, labels)]
+    return _checked_choice(auto, AUTO, reference), splits
+
+
+def _checked_choice(split: metrics.HeldOut, selection: str, reference: str) -> HoldoutChoice:
     if split.n_images == 0:
+        what = "a majority" if reference == MAJORITY else "a Dawid-Skene label"
         raise ValueError(
-            f"annotator {name!r} shares no image with a majority of the other annotators; "
-            f"{len(split.tied)} tied, {len(split.unreferenced)} labelled by nobody else"
+            f"annotator {split.annotator!r} shares no image with {what} of the other "
+            f"annotators; {len(split.tied)} tied, {len(split.unreferenced)} labelled by "
+            "nobody else"
         )
-    return HoldoutChoice(split, AUTO if holdout == AUTO else "given")
+    return HoldoutChoice(split, selection)
 
 
 def agreement_block(votes: Votes, labels: Sequence[str]) -> dict:
@@ -78,19 +108,36 @@ def build_benchmark_result(
     seed: int = 0,
     n_resamples: int = DEFAULT_N_RESAMPLES,
     confidence: float = DEFAULT_CONFIDENCE,
+    reference: str = MAJORITY,
+    panel: Mapping[Hashable, metrics.HeldOut] | None = None,
+    min_images: int = DEFAULT_MIN_IMAGES,
+    n_images_in_testset: int | None = None,
 ) -> dict:
     """Agreement over all annotators, then the held-out human and each model on one paired set.
 
-    ``holdout`` is an annotator, ``"auto"`` (see ``hold_out``), or the ``HoldoutChoice``
-    the caller already made on these votes (it ran the models on its images).
-    ``model_predictions`` maps a model name to its predictions (image -> label); each
-    must cover every image of the paired set. Every bootstrap interval uses ``seed``, so
-    the human and all models are resampled on the same image sets. Raises ValueError
-    when nothing can be scored.
+    ``holdout`` is an annotator, ``"auto"`` (see ``hold_out``), ``"all"`` (the ``"auto"``
+    choice plus the panel, see ``panel_block``), or the ``HoldoutChoice`` the caller
+    already made on these votes (it ran the models on its images); ``panel`` holds the
+    caller's ``hold_out_all`` splits, and adds the panel to any choice. ``reference`` is
+    ``metrics.MAJORITY`` or ``metrics.DAWID_SKENE``. ``model_predictions`` maps a model
+    name to its predictions (image -> label); each must cover every image of the paired
+    sets. Every bootstrap interval uses ``seed``, so the human and all models are
+    resampled on the same image sets. ``n_images_in_testset``, when given, is reported
+    beside the number of images with votes. Raises ValueError when nothing can be scored.
     """
     labels = list(labels)
+    metrics._check_reference(reference)
+    _check_min_images(min_images)
     frame = metrics.as_votes(votes, labels)
-    choice = holdout if isinstance(holdout, HoldoutChoice) else hold_out(frame, labels, holdout)
+    if isinstance(holdout, HoldoutChoice):
+        choice = holdout
+    elif holdout == ALL and panel is None:
+        choice, panel = hold_out_all(frame, labels, reference)
+    elif holdout == ALL:
+        auto = panel[metrics.choose_holdout(frame, labels)]
+        choice = _checked_choice(auto, AUTO, reference)
+    else:
+        choice = hold_out(frame, labels, holdout, reference)
     split = choice.split
     human = split.score(split.human_predictions)
 
@@ -125,9 +172,16 @@ def build_benchmark_result(
             }
         )
 
-    return {
-        "testset": {"name": testset_name, **metrics.vote_summary(frame, labels)},
+    summary = metrics.vote_summary(frame, labels)
+    result = {
+        "testset": {
+            "name": testset_name,
+            **summary,
+            "n_images_with_votes": summary["n_images"],
+            "n_images_in_testset": n_images_in_testset,
+        },
         "labels": labels,
+        "reference": reference,
         "agreement": {
             **agreement_block(frame, labels),
             "per_annotator": [
@@ -165,12 +219,125 @@ def build_benchmark_result(
             "seed": seed,
         },
     }
+    if panel is not None:
+        result["panel"] = panel_block(
+            panel, model_predictions or {}, reference, min_images, confidence
+        )
+    return result
+
+
+def _check_min_images(min_images: int) -> None:
+    if min_images < 2:
+        raise ValueError(
+            f"the minimum of paired images per annotator must be 2 or more, got {min_images}"
+        )
+
+
+def panel_block(
+    splits: Mapping[Hashable, metrics.HeldOut],
+    model_predictions: Mapping[str, Mapping],
+    reference: str = MAJORITY,
+    min_images: int = DEFAULT_MIN_IMAGES,
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> dict:
+    """Every annotator held out in turn, and each model against all of them (SPEC "The panel").
+
+    Per annotator: their paired images (``splits``, from ``hold_out_all``), their accuracy,
+    each model's accuracy on the same images against the same reference, the difference
+    and its exact McNemar p. Annotators with fewer than ``min_images`` paired images are
+    listed with ``included`` false and left out of the rest. The panel's human accuracy
+    is the unweighted mean over the included annotators; a model's is the mean of its
+    accuracies on their paired sets. ``difference`` (model - human), its interval and
+    p-value come from ``metrics.panel_test``: Obuchowski-Rockette-Hillis, which treats
+    both the images and the annotators as samples.
+    """
+    _check_min_images(min_images)
+    rows, included = [], []
+    for name in sorted(splits, key=str):
+        split = splits[name]
+        human = split.score(split.human_predictions)
+        by_model = {}
+        for model, predictions in model_predictions.items():
+            try:
+                by_model[model] = split.score(predictions)
+            except ValueError as err:
+                raise ValueError(f"model {model!r}: {err}") from None
+        counts = split.n_images >= min_images
+        rows.append(
+            {
+                "annotator": str(name),
+                "n_images": split.n_images,
+                "n_excluded_ties": len(split.tied),
+                "included": counts,
+                "accuracy": _number(human.accuracy),
+                "models": {m: _number(s.accuracy) for m, s in by_model.items()},
+                "differences": {m: _number(s.accuracy - human.accuracy) for m, s in by_model.items()},
+                "mcnemar_p": {
+                    m: metrics.mcnemar_exact(human.correct, s.correct).p_value
+                    for m, s in by_model.items()
+                },
+            }
+        )
+        if counts:
+            included.append((split, human, by_model))
+
+    # One column per image paired with any included annotator, one row per annotator.
+    column: dict = {}
+    for split, _, _ in included:
+        for image in split.images:
+            column.setdefault(image, len(column))
+    shape = (len(included), len(column))
+    paired, human_correct = np.zeros(shape, dtype=bool), np.zeros(shape, dtype=bool)
+    model_correct = {model: np.zeros(shape, dtype=bool) for model in model_predictions}
+    for j, (split, human, by_model) in enumerate(included):
+        columns = [column[image] for image in split.images]
+        paired[j, columns] = True
+        human_correct[j, columns] = human.correct
+        for model, score in by_model.items():
+            model_correct[model][j, columns] = score.correct
+
+    def mean(values) -> float | None:
+        return _number(np.mean(values)) if included else None
+
+    models = []
+    for model in model_predictions:
+        entry = {
+            "name": model,
+            "mean_accuracy": mean([by_model[model].accuracy for _, _, by_model in included]),
+            "difference": None,
+            "ci95": [None, None],
+            "p_value": None,
+            "t": None,
+            "df": None,
+        }
+        if included:
+            test = metrics.panel_test(human_correct, model_correct[model], paired, confidence)
+            entry.update(
+                difference=_number(test.difference),
+                ci95=_numbers(test.ci),
+                p_value=_number(test.p_value),
+                t=_number(test.t),
+                df=_number(test.df),  # infinite (no reader variance) becomes None too
+            )
+        models.append(entry)
+    return {
+        "reference": reference,
+        "min_images": min_images,
+        "method": PANEL_METHOD,
+        "confidence": confidence,
+        "n_annotators": len(rows),
+        "n_annotators_included": len(included),
+        "n_images": len(column),
+        "annotators": rows,
+        "human_mean_accuracy": mean([human.accuracy for _, human, _ in included]),
+        "models": models,
+    }
 
 
 def _number(x: float) -> float | None:
-    """A float for JSON; NaN (undefined, e.g. kappa with one label) becomes None."""
+    """A float for JSON; NaN (undefined, e.g. kappa with one label) and infinity become None."""
     x = float(x)
-    return None if math.isnan(x) else x
+    return x if math.isfinite(x) else None
 
 
 def _numbers(values) -> list:

@@ -2,14 +2,29 @@ from django import forms
 
 from ferml.labels import LABEL_SETS, VOTE_LABEL_SETS
 
-from .benchmark_core import AUTO
+from .benchmark_core import ALL, AUTO, DEFAULT_MIN_IMAGES
+from .metrics import DAWID_SKENE, MAJORITY
 from .services import DEFAULT_LABEL_SET
 
 
 class BenchmarkForm(forms.Form):
-    """The staff report's choices: who is held out, which labels, which models."""
+    """The staff report's choices: who is held out, against which reference, which labels
+    and models."""
 
     holdout = forms.ChoiceField(label="Held-out annotator")
+    reference = forms.ChoiceField(
+        label="Reference",
+        required=False,
+        choices=[
+            (MAJORITY, "majority of the other annotators"),
+            (DAWID_SKENE, "Dawid-Skene estimate from the other annotators' votes"),
+        ],
+    )
+    min_images = forms.IntegerField(
+        label="Panel: minimum paired images", min_value=2, required=False,
+        help_text="With every annotator in turn, annotators with fewer paired images are "
+                  "listed but left out of the means.",
+    )
     labels = forms.ChoiceField(
         label="Labels",
         choices=[
@@ -26,14 +41,24 @@ class BenchmarkForm(forms.Form):
 
     def __init__(self, *args, annotators: list[str], model_names: list[str], **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["holdout"].choices = [(AUTO, "auto (median leave-one-out agreement)")] + [
-            (name, name) for name in annotators
-        ]
+        self.fields["holdout"].choices = [
+            (AUTO, "auto (median leave-one-out agreement)"),
+            (ALL, "all: every annotator in turn (the panel)"),
+        ] + [(name, name) for name in annotators]
         self.fields["models"].choices = [(name, name) for name in model_names]
+
+    def clean_reference(self) -> str:
+        return self.cleaned_data["reference"] or MAJORITY
+
+    def clean_min_images(self) -> int:
+        value = self.cleaned_data["min_images"]
+        return DEFAULT_MIN_IMAGES if value is None else value
 
     @staticmethod
     def default_data(model_names: list[str]) -> dict:
-        """What the page shows before any choice: auto holdout, bin3, every available model."""
+        """What the page shows before any choice: auto holdout, majority reference, bin3,
+        every available model."""
         return {
-            "holdout": AUTO, "labels": DEFAULT_LABEL_SET, "models": list(model_names), "seed": 0
+            "holdout": AUTO, "reference": MAJORITY, "min_images": DEFAULT_MIN_IMAGES,
+            "labels": DEFAULT_LABEL_SET, "models": list(model_names), "seed": 0,
         }

@@ -10,6 +10,10 @@ Images and annotators are sorted, so every result is independent of the vote ord
 
 Ties are never broken: an image whose top vote count is shared has no majority and is
 left out of whatever needs a majority, and the number left out is reported beside it.
+
+The reference a held-out annotator is scored against is the majority of the others
+(``MAJORITY``, the thesis' rule) or the Dawid-Skene estimate from the others' votes
+(``DAWID_SKENE``). ``panel_test`` compares a model with a whole panel of annotators.
 """
 
 from __future__ import annotations
@@ -20,10 +24,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
+from scipy.stats import t as student_t
 
 VOTE_COLUMNS = ["image", "annotator", "label"]
 DEFAULT_N_RESAMPLES = 2000
 DEFAULT_CONFIDENCE = 0.95
+MAJORITY = "majority"
+DAWID_SKENE = "dawid-skene"
+REFERENCES = (MAJORITY, DAWID_SKENE)
 
 Votes = pd.DataFrame | Iterable[tuple[Hashable, Hashable, str]]
 
@@ -259,32 +267,61 @@ class HeldOut:
         return score_predictions(self.images, self.reference, predictions, self.labels)
 
 
-def holdout_split(votes: Votes, labels: Sequence[str], holdout: Hashable) -> HeldOut:
-    """For every image ``holdout`` labelled: the majority of the remaining annotators.
+def holdout_split(
+    votes: Votes, labels: Sequence[str], holdout: Hashable, reference: str = MAJORITY
+) -> HeldOut:
+    """For every image ``holdout`` labelled: the reference label from the remaining annotators.
 
-    Images whose remaining votes tie, or that nobody else labelled, are left out and
-    listed; the held-out human and every model are then scored on the same images.
+    ``reference`` is ``MAJORITY`` (the majority of the remaining votes on the image) or
+    ``DAWID_SKENE`` (the Dawid-Skene label estimated from all the remaining annotators'
+    votes, on every image, so each of them is weighted by their estimated reliability).
+    Images whose reference ties, or that nobody else labelled, are left out and listed;
+    the held-out human and every model are then scored on the same images.
     """
+    _check_reference(reference)
     frame = as_votes(votes, labels)
     mine = frame["annotator"] == holdout
     if not mine.any():
         known = ", ".join(map(str, sorted(frame["annotator"].unique(), key=str)))
         raise ValueError(f"annotator {holdout!r} has no votes; annotators: {known or 'none'}")
     own = frame[mine].set_index("image")["label"]
-    rest = frame[~mine & frame["image"].isin(own.index)]
-    counts = vote_counts(rest, labels).reindex(sorted(own.index), fill_value=0)
-    top, has_majority = _unique_top(counts.to_numpy())
-    n_rest = counts.to_numpy().sum(axis=1)
-    images = list(counts.index[has_majority])
+    own_images = sorted(own.index)
+    if reference == MAJORITY:
+        rest = frame[~mine & frame["image"].isin(own.index)]
+        counts = vote_counts(rest, labels).reindex(own_images, fill_value=0).to_numpy()
+        top, has_majority = _unique_top(counts)
+        referenced = {
+            img: labels[t] for img, t, ok in zip(own_images, top, has_majority) if ok
+        }
+        voted = {img for img, n in zip(own_images, counts.sum(axis=1)) if n > 0}
+    else:
+        estimate = dawid_skene(frame[~mine], labels)
+        referenced = {img: estimate.labels[img] for img in own_images if img in estimate.labels}
+        voted = set(estimate.posteriors.index)
+    images = [img for img in own_images if img in referenced]
     return HeldOut(
         annotator=holdout,
         labels=list(labels),
         images=images,
-        reference=[labels[t] for t in top[has_majority]],
+        reference=[referenced[img] for img in images],
         human=[own[img] for img in images],
-        tied=list(counts.index[~has_majority & (n_rest > 0)]),
-        unreferenced=list(counts.index[n_rest == 0]),
+        tied=[img for img in own_images if img not in referenced and img in voted],
+        unreferenced=[img for img in own_images if img not in voted],
     )
+
+
+def panel_splits(
+    votes: Votes, labels: Sequence[str], reference: str = MAJORITY
+) -> dict[Hashable, HeldOut]:
+    """Every annotator held out in turn (``holdout_split``), by sorted name."""
+    frame = as_votes(votes, labels)
+    names = sorted(frame["annotator"].unique(), key=str)
+    return {name: holdout_split(frame, labels, name, reference) for name in names}
+
+
+def _check_reference(reference: str) -> None:
+    if reference not in REFERENCES:
+        raise ValueError(f"unknown reference {reference!r}; choose one of {', '.join(REFERENCES)}")
 
 
 def score_predictions(
@@ -464,8 +501,7 @@ def _bootstrap_means(
 def _percentile_interval(
     values: np.ndarray, n_resamples: int, confidence: float, seed: int | np.random.Generator
 ) -> tuple[float, float]:
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
+    _check_confidence(confidence)
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be positive, got {n_resamples}")
     if len(values) == 0:
@@ -474,6 +510,11 @@ def _percentile_interval(
     tail = (1.0 - confidence) / 2.0
     lo, hi = np.quantile(means, [tail, 1.0 - tail])
     return float(lo), float(hi)
+
+
+def _check_confidence(confidence: float) -> None:
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
 
 
 def bootstrap_ci(
@@ -535,6 +576,123 @@ def mcnemar_exact(
     if only_a + only_b == 0:
         return McNemar(0, 0, 1.0)
     return McNemar(only_a, only_b, float(binomtest(only_a, only_a + only_b, 0.5).pvalue))
+
+
+# ------------------------------------------------------------------ a model against a panel
+
+
+@dataclass(frozen=True)
+class PanelTest:
+    """A model against a panel of readers: Obuchowski-Rockette-Hillis (``orh_model_vs_readers``).
+
+    ``difference`` is the mean over readers of (model - reader); ``ci`` its interval,
+    ``p_value`` the two-sided test of a zero difference, on ``df`` degrees of freedom.
+    """
+
+    difference: float
+    se: float
+    df: float
+    t: float
+    p_value: float
+    ci: tuple[float, float]
+    n_readers: int
+    n_cases: int
+    ms_reader: float  # variance of the per-reader differences across readers (ddof 1)
+    cov2: float  # mean covariance of two readers' differences over cases (jackknife)
+
+
+def orh_model_vs_readers(
+    differences: Sequence[float] | np.ndarray,
+    jackknife: np.ndarray,
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> PanelTest:
+    """Obuchowski-Rockette-Hillis test of one model against a panel of random readers.
+
+    ``differences[j]`` is the model's figure of merit minus reader j's (here: accuracy on
+    reader j's paired images against reader j's reference); ``jackknife[j, k]`` is the
+    same difference with case k left out (the value itself where k is not among reader
+    j's cases). Readers and cases are both treated as samples: the case covariances come
+    from the jackknife, the reader variance from the spread of the differences, and the
+    denominator degrees of freedom are Hillis' (2007). This is the single-modality
+    "standalone model vs readers" form of Chakraborty (2017, Observer Performance
+    Methods for Diagnostic Imaging, ch. 22), as in Google Health's ``reader_study.
+    model_vs_readers_orh``, which was checked against RJafroc:
+
+        cov = (n - 1) / n * sum_k (d_jk - mean_k d_j.)(d_j'k - mean_k d_j'.)
+        cov2 = mean of cov over reader pairs j != j';  ms = var_j(d_j) (ddof 1)
+        se = sqrt((ms + max(J cov2, 0)) / J);  df = (J - 1) ((ms + max(J cov2, 0)) / ms)^2
+        t = mean_j d_j / se, two-sided p from Student's t(df); CI: mean +- t_(1-a/2, df) se
+
+    Needs at least two readers and two cases; otherwise (and when the differences
+    carry no variance at all) the interval and p-value are NaN.
+    """
+    _check_confidence(confidence)
+    d = np.asarray(differences, dtype=float)
+    jack = np.asarray(jackknife, dtype=float)
+    if jack.ndim != 2 or jack.shape[0] != len(d):
+        raise ValueError(
+            f"jackknife must be readers x cases with {len(d)} rows, got shape {jack.shape}"
+        )
+    n_readers, n_cases = jack.shape
+    difference = float(d.mean()) if n_readers else float("nan")
+    nan = float("nan")
+    if n_readers < 2 or n_cases < 2:
+        return PanelTest(difference, nan, nan, nan, nan, (nan, nan), n_readers, n_cases, nan, nan)
+    centred = jack - jack.mean(axis=1, keepdims=True)
+    cov = (n_cases - 1) / n_cases * (centred @ centred.T)
+    cov2 = float(cov[np.triu_indices(n_readers, k=1)].mean())
+    ms_reader = float(d.var(ddof=1))
+    denominator = ms_reader + max(n_readers * cov2, 0.0)
+    se = float(np.sqrt(denominator / n_readers))
+    if se == 0:
+        return PanelTest(difference, 0.0, nan, nan, nan, (nan, nan), n_readers, n_cases,
+                         ms_reader, cov2)
+    df = (n_readers - 1) * (denominator / ms_reader) ** 2 if ms_reader > 0 else float("inf")
+    t = difference / se
+    p_value = float(2 * student_t.sf(abs(t), df))
+    half = float(student_t.ppf(0.5 + confidence / 2, df)) * se
+    return PanelTest(difference, se, float(df), float(t), p_value,
+                     (difference - half, difference + half), n_readers, n_cases, ms_reader, cov2)
+
+
+def accuracy_jackknife(
+    correct: np.ndarray, paired: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Accuracy of each reader on their own cases, and each one with case k left out.
+
+    ``correct`` and ``paired`` are readers x cases; ``paired[j, k]`` says whether case k
+    is among reader j's paired cases, ``correct[j, k]`` whether the answer on it was
+    right (ignored where not paired). Returns (accuracy per reader, readers x cases
+    accuracy with case k left out: (right_j - correct_jk) / (n_j - 1) where k is reader
+    j's, their full accuracy where it is not). Every reader needs two cases or more.
+    """
+    paired = np.asarray(paired, dtype=bool)
+    right = np.where(paired, np.asarray(correct, dtype=float), 0.0)
+    n = paired.sum(axis=1)
+    if (n < 2).any():
+        raise ValueError("every reader needs at least two paired cases for the jackknife")
+    n_right = right.sum(axis=1)
+    accuracy = n_right / n
+    left_out = (n_right[:, None] - right) / (n[:, None] - 1)
+    return accuracy, np.where(paired, left_out, accuracy[:, None])
+
+
+def panel_test(
+    human_correct: np.ndarray,
+    model_correct: np.ndarray,
+    paired: np.ndarray,
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> PanelTest:
+    """A model against a panel of annotators on accuracy (``orh_model_vs_readers``).
+
+    Rows are annotators, columns the union of their paired images. Row j holds, on
+    annotator j's paired images, whether annotator j (``human_correct``) and the model
+    (``model_correct``) matched annotator j's reference. The difference is the mean over
+    annotators of (model accuracy - annotator accuracy), each on that annotator's images.
+    """
+    human_acc, human_jack = accuracy_jackknife(human_correct, paired)
+    model_acc, model_jack = accuracy_jackknife(model_correct, paired)
+    return orh_model_vs_readers(model_acc - human_acc, model_jack - human_jack, confidence)
 
 
 # ------------------------------------------------------------------ Dawid-Skene

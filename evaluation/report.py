@@ -58,11 +58,33 @@ def _signed_points_text(x: float | None) -> str:
 
 
 def _size_line(testset: dict, labels: Sequence[str]) -> str:
+    """Images, annotators, votes, ties; the test set's images beside those with votes when
+    the result knows both, and the files skipped at import as repeats."""
+    in_testset = testset.get("n_images_in_testset")
+    images = (
+        f"{in_testset} images in the test set, {testset['n_images']} of them with votes; "
+        if in_testset is not None
+        else f"{testset['n_images']} images, "
+    )
+    repeated = testset.get("n_repeated_files")
+    repeats = (
+        f" {repeated} file(s) skipped at import as repeats of another image (votes naming "
+        "them were left out)."
+        if repeated
+        else ""
+    )
     return (
-        f"{testset['n_images']} images, {testset['n_annotators']} annotators, "
-        f"{testset['n_votes']} votes; {testset['n_ties']} images tied (no majority). "
+        f"{images}{testset['n_annotators']} annotators, "
+        f"{testset['n_votes']} votes; {testset['n_ties']} images tied (no majority).{repeats} "
         f"Labels: {', '.join(labels)}."
     )
+
+
+def _reference_text(result: dict) -> str:
+    """What the held-out annotators were scored against."""
+    if result.get("reference") == "dawid-skene":
+        return "the Dawid-Skene estimate from the other annotators' votes"
+    return "the majority of the other annotators"
 
 
 def _bootstrap_note(bootstrap: dict) -> str:
@@ -135,6 +157,81 @@ def _agreement_rows(agreement: dict) -> list[list[str]]:
     ]
 
 
+def _points_interval_text(ci: Sequence[float | None] | None) -> str:
+    """An interval of differences of shares, in percentage points: ``[-4.1, +2.0]``."""
+    if not ci or ci[0] is None or ci[1] is None:
+        return "n/a"
+    return f"[{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]"
+
+
+def _panel_annotator_table(panel: dict) -> tuple[list[str], list[list[str]], list[bool]]:
+    """Per annotator: images, their accuracy, and each model's accuracy on the same images,
+    its difference from the annotator (points) and the exact McNemar p."""
+    names = [m["name"] for m in panel["models"]]
+    header = ["annotator", "images", "accuracy"]
+    for name in names:
+        header += [name, "vs human", "McNemar p"]
+    rows = []
+    for a in panel["annotators"]:
+        row = [
+            a["annotator"] + ("" if a["included"] else " *"),
+            str(a["n_images"]),
+            _percent_text(a["accuracy"]),
+        ]
+        for name in names:
+            row += [
+                _percent_text(a["models"].get(name)),
+                _signed_points_text(a["differences"].get(name)),
+                _p_value_text(a["mcnemar_p"].get(name)),
+            ]
+        rows.append(row)
+    return header, rows, [False] + [True] * (len(header) - 1)
+
+
+def _panel_summary_table(panel: dict) -> tuple[list[str], list[list[str]], list[bool]]:
+    """The panel: mean human accuracy, then each model's mean, difference, CI and p."""
+    n = panel["n_annotators_included"]
+    header = ["who", "mean accuracy", "vs human (points)", "95 % CI (points)", "p"]
+    rows = [[f"humans (mean of {n})", _percent_text(panel["human_mean_accuracy"]), "", "", ""]]
+    for m in panel["models"]:
+        rows.append(
+            [
+                m["name"],
+                _percent_text(m["mean_accuracy"]),
+                _signed_points_text(m["difference"]),
+                _points_interval_text(m["ci95"]),
+                _p_value_text(m["p_value"]),
+            ]
+        )
+    return header, rows, [False, True, True, True, True]
+
+
+def _panel_notes(result: dict) -> list[str]:
+    """What the panel is, what was left out, and how its interval and p-value are made."""
+    panel = result["panel"]
+    notes = [
+        f"Every annotator held out in turn; reference: {_reference_text(result)}. Each "
+        "model is scored on each annotator's paired images against the same reference; "
+        "means are unweighted over annotators.",
+    ]
+    left_out = panel["n_annotators"] - panel["n_annotators_included"]
+    if left_out:
+        notes.append(
+            f"* {left_out} annotator(s) with fewer than {panel['min_images']} paired images: "
+            "listed, left out of the means."
+        )
+    if panel["n_annotators_included"] < 2:
+        notes.append(
+            "The interval and p-value need at least 2 annotators with enough paired images."
+        )
+    notes.append(
+        f"95 % CI and p (two-sided) of model - human: {panel['method']}, over "
+        f"{panel['n_images']} images; both the images and the annotators are treated as "
+        "samples."
+    )
+    return notes
+
+
 def format_report_text(result: dict) -> str:
     """A plain-text report: agreement, the human and each model with intervals and
     McNemar p-values, confusion matrices (row %, rows = reference), per-annotator
@@ -160,7 +257,7 @@ def format_report_text(result: dict) -> str:
     if holdout.get("n_excluded_no_reference"):
         left_out.append(f"{holdout['n_excluded_no_reference']} labelled by nobody else")
     out += [
-        f"Held-out annotator {holdout['annotator']} ({how}); reference = majority of the others",
+        f"Held-out annotator {holdout['annotator']} ({how}); reference = {_reference_text(result)}",
         f"{holdout['n_images']} paired images" + (f" ({'; '.join(left_out)})" if left_out else ""),
     ]
     rows = []
@@ -176,6 +273,13 @@ def format_report_text(result: dict) -> str:
         out.append(
             f"CI: {_bootstrap_note(bootstrap)}; McNemar: exact, two-sided, human vs each model."
         )
+    if result.get("panel"):
+        panel = result["panel"]
+        out += ["", f"Panel: {panel['n_annotators']} annotators, each held out in turn"]
+        out += _table(*_panel_annotator_table(panel))
+        out += [""]
+        out += _table(*_panel_summary_table(panel))
+        out += _panel_notes(result)
     for row in _rows(result):
         if row.get("confusion") is None:
             continue
@@ -315,6 +419,60 @@ def agreement_figure(result: dict) -> Figure | None:
     return figure
 
 
+PANEL_MODEL_COLORS = [MODEL_COLOR, "#2f9e74", "#8e5bb5", "#c2464f", "#3d9fc2", "#7a7f2a"]
+
+
+def panel_figure(result: dict) -> Figure | None:
+    """The panel at a glance: one dot per annotator (their accuracy), a line per model (its
+    mean accuracy over the same references) and a dashed line for the annotators' mean.
+
+    Hollow dots are annotators left out of the means (too few paired images); each
+    model's small marks are its accuracies against each annotator's reference.
+    """
+    panel = result.get("panel")
+    if not panel or not panel["annotators"]:
+        return None
+    annotators = sorted(
+        panel["annotators"],
+        key=lambda a: (a["accuracy"] is None, a["accuracy"] or 0.0, a["annotator"]),
+    )
+    y = np.arange(len(annotators))
+    figure = Figure(figsize=(7.0, 0.32 * len(annotators) + 1.8))
+    ax = figure.subplots()
+    for k, model in enumerate(panel["models"]):
+        color = PANEL_MODEL_COLORS[k % len(PANEL_MODEL_COLORS)]
+        marks = [_percent(a["models"].get(model["name"])) for a in annotators]
+        ax.scatter(
+            [np.nan if v is None else v for v in marks], y, marker="|", s=60, color=color,
+            alpha=0.6,
+        )
+        if model["mean_accuracy"] is not None:
+            ax.axvline(
+                100 * model["mean_accuracy"], color=color, linewidth=2,
+                label=f"{model['name']} {100 * model['mean_accuracy']:.1f} %",
+            )
+    if panel["human_mean_accuracy"] is not None:
+        ax.axvline(
+            100 * panel["human_mean_accuracy"], color=HUMAN_COLOR, linestyle="--",
+            label=f"mean of annotators {100 * panel['human_mean_accuracy']:.1f} %",
+        )
+    accuracy = [np.nan if a["accuracy"] is None else 100 * a["accuracy"] for a in annotators]
+    included = np.array([a["included"] for a in annotators], dtype=bool)
+    ax.scatter(np.array(accuracy)[included], y[included], s=40, color=HUMAN_COLOR, zorder=3,
+               label="annotator (held out)")
+    if (~included).any():
+        ax.scatter(np.array(accuracy)[~included], y[~included], s=40, facecolors="none",
+                   edgecolors=HUMAN_COLOR, zorder=3,
+                   label=f"fewer than {panel['min_images']} images")
+    ax.set_yticks(y, [a["annotator"] for a in annotators])
+    ax.set_xlabel(f"accuracy against {_reference_text(result)} (%)")
+    ax.set_title("Each annotator held out in turn, and the models on the same images")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.08), ncol=2, fontsize=8,
+              frameon=False)
+    return figure
+
+
 # --------------------------------------------------------------------------- HTML
 
 
@@ -352,6 +510,22 @@ def _img(figure: Figure | None, alt: str) -> str:
     if figure is None:
         return ""
     return f'<img src="{figure_to_data_uri(figure)}" alt="{html.escape(alt)}">'
+
+
+def _panel_html(result: dict) -> str:
+    """The panel section of the HTML report; empty when the result has no panel."""
+    panel = result.get("panel")
+    if not panel:
+        return ""
+    return "\n".join(
+        [
+            f"<h2>Every annotator in turn: the panel of {panel['n_annotators']}</h2>",
+            _html_table(*_panel_summary_table(panel)),
+            _img(panel_figure(result), "each annotator's accuracy and each model's"),
+            _html_table(*_panel_annotator_table(panel)),
+            "".join(f'<p class="note">{html.escape(n)}</p>' for n in _panel_notes(result)),
+        ]
+    )
 
 
 def render_report_html(result: dict) -> str:
@@ -413,12 +587,13 @@ def render_report_html(result: dict) -> str:
         "<h2>Agreement over all annotators</h2>",
         agreement_table,
         f"<h2>Held-out annotator {html.escape(str(holdout['annotator']))}</h2>",
-        f"<p>{html.escape(how)}. Reference: the majority of the other annotators on "
+        f"<p>{html.escape(how)}. Reference: {html.escape(_reference_text(result))} on "
         f"{holdout['n_images']} paired images; the human and every model are scored on exactly "
         "these.</p>",
         scores,
         "".join(f'<p class="note">{html.escape(n)}</p>' for n in notes),
         _img(accuracy_figure(result), "accuracy with 95 % confidence intervals"),
+        _panel_html(result),
         "<h2>Confusion matrices</h2>",
         '<p class="note">Row-normalised percentages; rows: reference label, '
         "columns: prediction.</p>",
@@ -457,7 +632,17 @@ def page_context(result: dict) -> dict:
         for a in agreement.get("per_annotator", [])
     ]
     per_annotator_figure = agreement_figure(result)
+    panel = result.get("panel")
+    the_panel_figure = panel_figure(result)
     return {
+        "size_line": _size_line(result["testset"], result["labels"]),
+        "reference_text": _reference_text(result),
+        "panel": panel and {
+            "summary": _table_context(*_panel_summary_table(panel)),
+            "annotators": _table_context(*_panel_annotator_table(panel)),
+            "notes": _panel_notes(result),
+            "figure": the_panel_figure and figure_to_data_uri(the_panel_figure),
+        },
         "rows": rows,
         "agreement_pct": _percent(agreement["accuracy"]),
         "loo_pct": _percent(agreement["loo_accuracy"]),
@@ -466,6 +651,11 @@ def page_context(result: dict) -> dict:
         "confusion_figure": figure_to_data_uri(confusion_figure(result)),
         "agreement_figure": per_annotator_figure and figure_to_data_uri(per_annotator_figure),
     }
+
+
+def _table_context(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence[bool]):
+    """A table for a template: its header, and each row as (cell, is numeric) pairs."""
+    return {"header": list(header), "rows": [list(zip(row, numeric)) for row in rows]}
 
 
 def summary_context(summary: dict) -> dict:

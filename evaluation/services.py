@@ -17,15 +17,24 @@ import pandas as pd
 from django.contrib.auth import get_user_model
 
 from annotator.errors import InputError
-from annotator.models import Image, TestSet, Vote
+from annotator.models import Image, RepeatedFile, TestSet, Vote
 from annotator.testsets import resolve_testset
 from ferml.checkpoint import CheckpointError
 from ferml.data import DataError, decode_image, to_model_array
-from ferml.inference import ModelNotFoundError, Predictor, train_command
+from ferml.inference import ModelNotFoundError, Predictor, train_hint
 from ferml.labels import LABEL_SETS, VOTE_LABEL_SETS, LabelError, binning_matrix, map_label
 
 from . import metrics
-from .benchmark_core import AUTO, HoldoutChoice, agreement_block, build_benchmark_result, hold_out
+from .benchmark_core import (
+    ALL,
+    AUTO,
+    DEFAULT_MIN_IMAGES,
+    HoldoutChoice,
+    agreement_block,
+    build_benchmark_result,
+    hold_out,
+    hold_out_all,
+)
 
 DEFAULT_LABEL_SET = "bin3"
 VOTE_COLUMNS = ["image", "annotator", "label"]
@@ -128,7 +137,7 @@ def no_model_message() -> str:
     return (
         "No trained model found: ferml/weights/ and $FERML_MODEL_DIR hold no .pt file. "
         "Train one, e.g. with:\n"
-        f"  {train_command('bkvgg12')}"
+        f"  {train_hint('bkvgg12')}"
     )
 
 
@@ -216,17 +225,23 @@ def run_benchmark(
     labels: str = DEFAULT_LABEL_SET,
     seed: int = 0,
     n_resamples: int = metrics.DEFAULT_N_RESAMPLES,
+    reference: str = metrics.MAJORITY,
+    min_images: int = DEFAULT_MIN_IMAGES,
 ) -> dict:
     """The human-vs-model benchmark of ``testset`` (the dict of ``build_benchmark_result``).
 
-    ``holdout`` is a username or ``"auto"``; ``labels`` is bin3 or pos2. The models run
-    only on the paired images (the held-out annotator's images where the others have a
-    majority). Each model's entry also names its checkpoint file and the label set it
-    was trained on; 7- and 8-class models are binned retroactively. Raises
+    ``holdout`` is a username, ``"auto"`` or ``"all"`` (every annotator in turn: the
+    panel, beside the ``"auto"`` figures); ``labels`` is bin3 or pos2; ``reference`` is
+    ``"majority"`` or ``"dawid-skene"``; in the panel, annotators with fewer than
+    ``min_images`` paired images are listed but left out of the means. Each model runs
+    once, on the images that have a reference for some held-out annotator, however many
+    annotators there are. Each model's entry also names its checkpoint file and the label
+    set it was trained on; 7- and 8-class models are binned retroactively. Raises
     BenchmarkError with a sentence for the user.
     """
     testset = get_testset(testset)
     label_list = label_names(labels)
+    check_options(reference, min_images)
     frame = testset_votes(testset, labels)
     if frame.empty:
         raise BenchmarkError(
@@ -234,8 +249,11 @@ def run_benchmark(
             "or let annotators label it first."
         )
     models = load_models(model_names, labels)
-    choice = _hold_out(testset, frame, label_list, holdout)
-    predictions = predict_images(testset, models, choice.split.images, labels)
+    choice, panel = _hold_out(testset, frame, label_list, holdout, reference)
+    needed = set(choice.split.images)
+    for split in (panel or {}).values():
+        needed.update(split.images)
+    predictions = predict_images(testset, models, needed, labels)
     try:
         result = build_benchmark_result(
             frame,
@@ -245,22 +263,41 @@ def run_benchmark(
             testset_name=testset.name,
             seed=seed,
             n_resamples=n_resamples,
+            reference=reference,
+            panel=panel,
+            min_images=min_images,
+            n_images_in_testset=Image.objects.filter(testset=testset).count(),
         )
     except ValueError as err:
         raise BenchmarkError(f"Test set {testset.name!r}: {_sentence(str(err))}") from None
     result["label_set"] = labels
+    result["testset"]["n_repeated_files"] = RepeatedFile.objects.filter(testset=testset).count()
     for entry, model in zip(result["models"], models):
         entry.update(model.description)
     return result
 
 
+def check_options(reference: str, min_images: int) -> None:
+    """A clear error for a reference other than majority or dawid-skene, or a minimum under 2."""
+    if reference not in metrics.REFERENCES:
+        raise BenchmarkError(
+            f"Unknown reference {reference!r}; choose one of {', '.join(metrics.REFERENCES)}."
+        )
+    if min_images < 2:
+        raise BenchmarkError(
+            f"The minimum of paired images per annotator must be 2 or more, not {min_images}: "
+            "the panel's jackknife leaves one image out."
+        )
+
+
 def _hold_out(
-    testset: TestSet, frame: pd.DataFrame, labels: list[str], holdout: str
-) -> HoldoutChoice:
-    """The one choice of the held-out annotator (a username or ``"auto"``) and their
-    paired images; a clear error for a name with no votes here or nothing to pair."""
+    testset: TestSet, frame: pd.DataFrame, labels: list[str], holdout: str, reference: str
+) -> tuple[HoldoutChoice, dict | None]:
+    """The one choice of the held-out annotator (a username, ``"auto"`` or ``"all"``) and
+    their paired images, with every annotator's for ``"all"``; a clear error for a name
+    with no votes here or nothing to pair."""
     voters = sorted(frame["annotator"].unique())
-    if holdout != AUTO and holdout not in voters:
+    if holdout not in (AUTO, ALL) and holdout not in voters:
         known = ", ".join(voters)
         if not get_user_model().objects.filter(username=holdout).exists():
             raise BenchmarkError(
@@ -272,7 +309,9 @@ def _hold_out(
             f"annotators with votes: {known}."
         )
     try:
-        return hold_out(frame, labels, holdout)
+        if holdout == ALL:
+            return hold_out_all(frame, labels, reference)
+        return hold_out(frame, labels, holdout, reference), None
     except ValueError as err:
         raise BenchmarkError(f"Test set {testset.name!r}: {_sentence(str(err))}") from None
 

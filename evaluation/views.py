@@ -1,7 +1,8 @@
 """Staff pages of the human-vs-model report: thin views over ``evaluation.services``.
 
 The page, the JSON download and the HTML download read the same query string
-(holdout, labels, models, seed) and call ``services.run_benchmark``, so they agree.
+(holdout, reference, min_images, labels, models, seed) and call
+``services.run_benchmark``, so they agree.
 """
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
@@ -9,7 +10,7 @@ from django.views.decorators.http import require_GET
 
 from annotator.access import staff_required
 from annotator.models import TestSet
-from ferml.inference import shipped_models
+from ferml.inference import available_models
 
 from . import report, services
 from .forms import BenchmarkForm
@@ -62,7 +63,7 @@ def report_html(request, testset):
 
 def _benchmark(request, testset):
     """(form, result or None, error sentence or None) for the choices in the query string."""
-    model_names = shipped_models()
+    model_names = available_models()
     form = BenchmarkForm(
         request.GET or BenchmarkForm.default_data(model_names),
         annotators=services.annotator_names(testset),
@@ -74,7 +75,8 @@ def _benchmark(request, testset):
     try:
         result = services.run_benchmark(
             testset, choice["models"], holdout=choice["holdout"], labels=choice["labels"],
-            seed=choice["seed"] or 0,
+            seed=choice["seed"] or 0, reference=choice["reference"],
+            min_images=choice["min_images"],
         )
     except services.BenchmarkError as err:
         return form, None, str(err)

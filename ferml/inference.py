@@ -22,7 +22,7 @@ class ModelNotFoundError(FileNotFoundError):
         return self.args[0]
 
 
-def train_command(name: str) -> str:
+def train_hint(name: str) -> str:
     model_dir = os.environ.get("FERML_MODEL_DIR")
     out = f"{model_dir}/{name}.pt" if model_dir else f"models/{name}.pt"
     hint = "" if model_dir else "\nthen set FERML_MODEL_DIR=models so that it is found by name."
@@ -34,7 +34,7 @@ def _checkpoints_in(folder: Path) -> set[str]:
     return {p.stem for p in folder.glob("*.pt") if not p.name.endswith(".last.pt")}
 
 
-def shipped_models() -> list[str]:
+def available_models() -> list[str]:
     """Names of the models whose weights ship with the package or lie in $FERML_MODEL_DIR."""
     names = _checkpoints_in(WEIGHTS_DIR)
     model_dir = os.environ.get("FERML_MODEL_DIR")
@@ -61,7 +61,7 @@ def resolve_model(name_or_path) -> Path:
     where = " or ".join(str(p.parent) for p in places)
     raise ModelNotFoundError(
         f"no trained weights for model {name_or_path!r} (looked in {where}). Train them with:\n"
-        f"  {train_command(name_or_path)}"
+        f"  {train_hint(name_or_path)}"
     )
 
 

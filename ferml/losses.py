@@ -5,15 +5,6 @@ import torch
 import torch.nn.functional as F
 
 
-def multiclass_svm_loss(scores: torch.Tensor, target: torch.Tensor, delta: float = 1.0) -> torch.Tensor:
-    """Multiclass SVM loss (thesis eq. 2) per example: sum over every wrong class j of
-    max(0, s_j - s_y + delta)."""
-    correct = scores.gather(1, target[:, None])
-    margins = (scores - correct + delta).clamp_min(0)
-    margins = margins.scatter(1, target[:, None], 0.0)
-    return margins.sum(1)
-
-
 def svm_l2_loss(scores: torch.Tensor, target: torch.Tensor, delta: float = 1.0, label_smoothing: float = 0.0) -> torch.Tensor:
     """L2 multiclass SVM loss exactly as thesis eq. 33:
     L = 1/N * sqrt(sum_i sum_{j != y_i} max(0, s_j - s_{y_i} + delta)^2).

@@ -334,25 +334,65 @@ def training_targets(cfg: TrainConfig, train_set) -> tuple[torch.Tensor, bool]:
     return labels, False
 
 
+def training_device(cfg: TrainConfig) -> tuple[torch.device, "Distributed"]:
+    """The device this process trains on (its own GPU under torchrun) and the process group."""
+    device = pick_device(cfg.device)
+    ddp = Distributed(device)
+    if device.type == "cuda" and ddp.active:
+        device = torch.device("cuda", ddp.local_rank)
+        torch.cuda.set_device(device)
+    return device, ddp
+
+
+def data_record(cfg: TrainConfig, train_set, val_set) -> dict:
+    """What the checkpoint says about its data: files, their sha256, counts, skips."""
+    record = {"file": Path(cfg.data).name, "sha256": sha256_of(cfg.data) if Path(cfg.data).is_file() else None,
+              "n_train": len(train_set), "n_val": len(val_set), "skipped": dict(train_set.skipped),
+              "val_skipped": dict(val_set.skipped)}
+    if cfg.ferplus:
+        record["ferplus"] = {"file": Path(cfg.ferplus).name, "sha256": sha256_of(cfg.ferplus)}
+    return record
+
+
+@dataclass
+class CheckpointWriter:
+    """Writes, after each epoch, the best checkpoint (when the epoch is the best so far), the
+    ``.last.pt`` resume state and the ``.metrics.csv`` history."""
+
+    out: Path
+    model_args: dict
+    cfg: TrainConfig
+    classes: list[str]
+    preprocessor: Preprocessor
+    train_config: dict
+    data: dict
+
+    def _checkpoint(self, model, metrics: dict, half: bool = False) -> dict:
+        return make_checkpoint(model, self.model_args, self.cfg.labels, self.classes, self.preprocessor,
+                               self.train_config, self.data, metrics, half=half, tta=self.cfg.tta)
+
+    def epoch_done(self, model, row: dict, best: dict, is_best: bool, optimizer, scheduler, history) -> None:
+        if is_best:
+            save_checkpoint(self._checkpoint(model, best, half=self.cfg.half), self.out)
+        state = self._checkpoint(model, row)
+        state["resume"] = {"epoch": row["epoch"], "optimizer": optimizer.state_dict(),
+                           "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                           "best": best, "history": history}
+        save_checkpoint(state, self.out.with_suffix(".last.pt"))
+        write_metrics(self.out.with_suffix(".metrics.csv"), history)
+
+
 def train(cfg: TrainConfig, log=print) -> dict:
     """Train ``cfg.model``; returns the best epoch's metrics. Writes cfg.out, its
     ``.last.pt`` (resume state) and ``.metrics.csv``."""
     started = time.time()
     check_config(cfg)
     entry = get_entry(cfg.model)
-    device = pick_device(cfg.device)
-    ddp = Distributed(device)
-    if device.type == "cuda" and ddp.active:
-        device = torch.device("cuda", ddp.local_rank)
-        torch.cuda.set_device(device)
+    device, ddp = training_device(cfg)
     precision = resolve_precision(cfg.precision, device)
     seed_everything(cfg.seed)
-    out = cfg.output_path()
-    last_path = out.with_suffix(".last.pt")
-    metrics_path = out.with_suffix(".metrics.csv")
 
     train_set, val_set = load_training_data(cfg, entry.input_size)
-    classes = train_set.classes
     resume_state = read_checkpoint(cfg.resume) if cfg.resume else None
     if resume_state:
         if resume_state["model"]["name"] != cfg.model:
@@ -365,7 +405,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     batches = Batches(pre(train_set.images).to(device), y_train.to(device),
                       math.ceil(len(train_set) / ddp.world / cfg.batch_size), soft)
 
-    model, model_args = build_training_model(cfg, classes, resume_state, log)
+    model, model_args = build_training_model(cfg, train_set.classes, resume_state, log)
     # channels-last convolutions are faster on GPUs and on oneDNN CPU kernels alike
     model.to(device, memory_format=torch.channels_last)
     if device.type == "cuda":
@@ -373,21 +413,16 @@ def train(cfg: TrainConfig, log=print) -> dict:
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if ddp.active else model
     optimizer, scheduler, per_step = make_optimizer(cfg, net.parameters(), batches.steps)
     start_epoch, best, history = restore_progress(resume_state, optimizer, scheduler)
-    stopped_early = False
-
-    data_info = {"file": Path(cfg.data).name, "sha256": sha256_of(cfg.data) if Path(cfg.data).is_file() else None,
-                 "n_train": len(train_set), "n_val": len(val_set), "skipped": dict(train_set.skipped),
-                 "val_skipped": dict(val_set.skipped)}
-    if cfg.ferplus:
-        data_info["ferplus"] = {"file": Path(cfg.ferplus).name, "sha256": sha256_of(cfg.ferplus)}
-    train_cfg = dict(asdict(cfg), precision_used=precision)
+    writer = CheckpointWriter(cfg.output_path(), model_args, cfg, train_set.classes, pre,
+                              dict(asdict(cfg), precision_used=precision), data_record(cfg, train_set, val_set))
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed * 1000 + ddp.rank)
     mix_rng = np.random.default_rng([cfg.seed, ddp.rank])
     if ddp.main:
         log(f"training {cfg.model} on {len(train_set)} images, validating on {len(val_set)} "
-            f"({cfg.labels}: {', '.join(classes)}) on {device}, {precision}"
+            f"({cfg.labels}: {', '.join(train_set.classes)}) on {device}, {precision}"
             + (f" x{ddp.world} processes" if ddp.active else ""))
+    stopped_early = False
     for epoch in range(start_epoch, cfg.epochs + 1):
         t0 = time.time()
         sums = train_epoch(net, batches, cfg, epoch, optimizer, scheduler, per_step, device, precision, gen,
@@ -407,21 +442,15 @@ def train(cfg: TrainConfig, log=print) -> dict:
                "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.time() - t0, 2),
                "train_images_per_second": round(seen_total / train_seconds, 1)}
         history.append(row)
+        is_best = val_acc > best["val_accuracy"]
+        if is_best:
+            best = {"epoch": epoch, "val_accuracy": val_acc, "val_loss": val_loss,
+                    "train_accuracy": train_acc, "train_loss": train_loss}
         if ddp.main:
             log(f"epoch {epoch}: train loss {train_loss:.4f} acc {train_acc:.4f} | "
                 f"val loss {val_loss:.4f} acc {val_acc:.4f} | {row['seconds']:.0f}s, "
                 f"{row['train_images_per_second']:.0f} img/s")
-            if val_acc > best["val_accuracy"]:
-                best = {"epoch": epoch, "val_accuracy": val_acc, "val_loss": val_loss,
-                        "train_accuracy": train_acc, "train_loss": train_loss}
-                save_checkpoint(make_checkpoint(model, model_args, cfg.labels, classes, pre, train_cfg,
-                                                data_info, best, half=cfg.half, tta=cfg.tta), out)
-            state = make_checkpoint(model, model_args, cfg.labels, classes, pre, train_cfg, data_info, row, tta=cfg.tta)
-            state["resume"] = {"epoch": epoch, "optimizer": optimizer.state_dict(),
-                               "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                               "best": best, "history": history}
-            save_checkpoint(state, last_path)
-            write_metrics(metrics_path, history)
+            writer.epoch_done(model, row, best, is_best, optimizer, scheduler, history)
         if cfg.time_limit is not None and epoch < cfg.epochs:
             # assume the next epoch takes as long as this one; every rank must agree to stop
             over = time.time() - started + row["seconds"] > cfg.time_limit * 60
@@ -432,8 +461,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
                         f"the time limit of {cfg.time_limit:g} min")
                 break
     ddp.close()
-    return {"best": best, "history": history, "out": str(out), "metrics": str(metrics_path),
-            "stopped_early": stopped_early}
+    return {"best": best, "history": history, "out": str(writer.out),
+            "metrics": str(writer.out.with_suffix(".metrics.csv")), "stopped_early": stopped_early}
 
 
 def write_metrics(path: Path, history: list[dict]) -> None:

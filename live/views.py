@@ -7,7 +7,7 @@ from django.views.decorators.http import require_GET
 
 from annotator.access import staff_required
 from ferml import live
-from ferml.inference import Predictor, shipped_models
+from ferml.inference import Predictor, available_models
 from ferml.video import LiveSourceError, VideoSource
 
 from .forms import LiveForm, stored_videos
@@ -17,7 +17,7 @@ from .mjpeg import CONTENT_TYPE, mjpeg_stream
 @require_GET
 @staff_required
 def index(request):
-    model_names = shipped_models()
+    model_names = available_models()
     bound = "source" in request.GET
     form = LiveForm(request.GET if bound else LiveForm.default_data(model_names), model_names=model_names)
     context = {"form": form, "videos": stored_videos(), "bound": bound,
@@ -28,7 +28,7 @@ def index(request):
 @require_GET
 @staff_required
 def stream(request):
-    form = LiveForm(request.GET, model_names=shipped_models())
+    form = LiveForm(request.GET, model_names=available_models())
     if not form.is_valid():
         return HttpResponse(form.errors.as_text(), status=400, content_type="text/plain")
     try:

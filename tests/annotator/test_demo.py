@@ -49,10 +49,10 @@ def test_load_demo_fresh_and_again(capsys):
 
 def test_demo_benchmark_gives_the_readme_figures():
     from evaluation.services import run_benchmark
-    from ferml.inference import shipped_models
+    from ferml.inference import available_models
 
     call_command("load_demo")
-    result = run_benchmark(DEMO_TESTSET, shipped_models())
+    result = run_benchmark(DEMO_TESTSET, available_models())
     agreement, holdout = result["agreement"], result["holdout"]
     assert round(100 * agreement["accuracy"], 1) == percent(readme_figure("Demo: agreement accuracy (own vote counted)"))
     assert round(100 * agreement["loo_accuracy"], 1) == percent(readme_figure("Demo: leave-one-out agreement"))

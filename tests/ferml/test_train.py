@@ -11,7 +11,7 @@ import torch
 
 from ferml.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
 from ferml.data import holdout_mask, load_dataset
-from ferml.inference import ModelNotFoundError, Predictor, resolve_model, shipped_models
+from ferml.inference import ModelNotFoundError, Predictor, resolve_model, available_models
 from ferml.score import score_predictor
 from ferml.train import TrainConfig, train
 
@@ -142,8 +142,8 @@ def test_model_resolution(tmp_path, monkeypatch, trained):
     _, _, out = trained
     monkeypatch.setenv("FERML_MODEL_DIR", str(out.parent))
     assert resolve_model("bkmin") == out
-    assert out.with_suffix(".last.pt").exists() and "bkmin" in shipped_models()
-    assert not any(name.endswith(".last") for name in shipped_models())
+    assert out.with_suffix(".last.pt").exists() and "bkmin" in available_models()
+    assert not any(name.endswith(".last") for name in available_models())
     with pytest.raises(ModelNotFoundError) as err:
         resolve_model("dense121_100")
     assert "python -m ferml train --model dense121_100" in str(err.value)

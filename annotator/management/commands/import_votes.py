@@ -8,7 +8,8 @@ class Command(BaseCommand):
     help = (
         "Import votes from a csv with the columns image,annotator,label (UTF-8). Unknown "
         "annotators get accounts without a usable password. Any bad row stops the import "
-        "and nothing from the file is stored."
+        "and nothing from the file is stored; rows naming a file that import_testset skipped "
+        "as a repeat of another image are listed and left out."
     )
 
     def add_arguments(self, parser):
@@ -22,4 +23,6 @@ class Command(BaseCommand):
             report = import_votes(options["csv"], testset=options["testset"], overwrite=options["overwrite"])
         except InputError as exc:
             raise CommandError(str(exc)) from None
+        for line in report.problems():
+            self.stderr.write(self.style.WARNING(line))
         self.stdout.write(self.style.SUCCESS(report.summary()))

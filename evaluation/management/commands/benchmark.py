@@ -3,17 +3,19 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from evaluation.benchmark_core import AUTO
+from evaluation.benchmark_core import AUTO, DEFAULT_MIN_IMAGES
+from evaluation.metrics import MAJORITY, REFERENCES
 from evaluation.report import format_report_text, render_report_html
 from evaluation.services import BenchmarkError, no_model_message, run_benchmark
-from ferml.inference import shipped_models
+from ferml.inference import available_models
 from ferml.labels import VOTE_LABEL_SETS
 
 
 class Command(BaseCommand):
     help = (
-        "Hold one annotator out, score that person and trained models on the same images "
-        "against the majority of the other annotators, and print the report (thesis 9.6)."
+        "Hold one annotator out (or, with --holdout all, every annotator in turn), score "
+        "that person and trained models on the same images against the majority (or the "
+        "Dawid-Skene estimate) of the other annotators, and print the report (thesis 9.6)."
     )
 
     def add_arguments(self, parser):
@@ -24,9 +26,17 @@ class Command(BaseCommand):
         )
         parser.add_argument("--testset", metavar="NAME",
                             help="test set name (needed when there are several)")
-        parser.add_argument("--holdout", default=AUTO, metavar="USERNAME|auto",
+        parser.add_argument("--holdout", default=AUTO, metavar="USERNAME|auto|all",
                             help="annotator to hold out (default: auto, the median "
-                                 "leave-one-out agreement)")
+                                 "leave-one-out agreement); all: every annotator in turn, "
+                                 "and each model against the whole panel")
+        parser.add_argument("--reference", default=MAJORITY, choices=REFERENCES,
+                            help="reference label of an image: the majority of the other "
+                                 "annotators (default) or the Dawid-Skene estimate from "
+                                 "their votes")
+        parser.add_argument("--min-images", type=int, default=DEFAULT_MIN_IMAGES, metavar="N",
+                            help="with --holdout all, annotators with fewer paired images are "
+                                 f"listed but left out of the means (default: {DEFAULT_MIN_IMAGES})")
         parser.add_argument("--labels", default="bin3", choices=VOTE_LABEL_SETS,
                             help="label set to score in (default: bin3)")
         parser.add_argument("--json", metavar="FILE", help="also write the result as JSON")
@@ -36,7 +46,7 @@ class Command(BaseCommand):
                             help="seed of the bootstrap confidence intervals (default: 0)")
 
     def handle(self, *args, **options):
-        models = options["models"] or shipped_models()
+        models = options["models"] or available_models()
         if not models:
             raise CommandError(
                 no_model_message() + "\nOr name a checkpoint file with --model PATH."
@@ -45,6 +55,7 @@ class Command(BaseCommand):
             result = run_benchmark(
                 options["testset"], models, holdout=options["holdout"],
                 labels=options["labels"], seed=options["seed"],
+                reference=options["reference"], min_images=options["min_images"],
             )
         except BenchmarkError as err:
             raise CommandError(str(err)) from None

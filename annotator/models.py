@@ -78,7 +78,8 @@ class RepeatedFile(models.Model):
     class Meta:
         ordering = ["testset", "key"]
         constraints = [
-            models.UniqueConstraint(fields=["testset", "key"], name="unique_repeated_file_per_testset"),
+            models.UniqueConstraint(fields=["testset", "key"],
+                                    name="unique_repeated_file_per_testset"),
         ]
 
     def __str__(self):

@@ -172,14 +172,12 @@ def build_benchmark_result(
             }
         )
 
-    summary = metrics.vote_summary(frame, labels)
+    testset = {"name": testset_name, **metrics.vote_summary(frame, labels)}
+    if n_images_in_testset is not None:  # n_images counts only the images with votes
+        testset["n_images_with_votes"] = testset["n_images"]
+        testset["n_images_in_testset"] = n_images_in_testset
     result = {
-        "testset": {
-            "name": testset_name,
-            **summary,
-            "n_images_with_votes": summary["n_images"],
-            "n_images_in_testset": n_images_in_testset,
-        },
+        "testset": testset,
         "labels": labels,
         "reference": reference,
         "agreement": {
@@ -271,7 +269,9 @@ def panel_block(
                 "included": counts,
                 "accuracy": _number(human.accuracy),
                 "models": {m: _number(s.accuracy) for m, s in by_model.items()},
-                "differences": {m: _number(s.accuracy - human.accuracy) for m, s in by_model.items()},
+                "differences": {
+                    m: _number(s.accuracy - human.accuracy) for m, s in by_model.items()
+                },
                 "mcnemar_p": {
                     m: metrics.mcnemar_exact(human.correct, s.correct).p_value
                     for m, s in by_model.items()

@@ -43,19 +43,36 @@ run 5-mixup bin3 "${onecycle[@]}" --soft-targets --label-smoothing 0.1 --mixup 0
 run 6-fp32 bin3 "${onecycle[@]}" --soft-targets --label-smoothing 0.1 --precision fp32
 run 7-emotions affect8 "${onecycle[@]}" --soft-targets --label-smoothing 0.1
 
+# test-time augmentation, on the checkpoint of the full recipe without mixup (row 4)
+if [ -f "$OUT/4-smoothing.pt" ]; then
+  for tta in none flip crops; do
+    for split in holdout val; do
+      "$PY" -m ferml score --model "$OUT/4-smoothing.pt" --data "$DATA" --ferplus "$FERPLUS" --ferplus-mode bins \
+        --labels bin3 --split "$split" --tta "$tta" --json "$OUT/tta-$tta.$split.json" > /dev/null
+    done
+  done
+fi
+
 "$PY" - "$OUT" <<'PYEOF'
-import json, sys
+import csv, json, sys
 from pathlib import Path
 out = Path(sys.argv[1])
-print(f"{'recipe':<14}{'holdout bin3':>14}{'PublicTest bin3':>17}{'s/epoch':>9}")
-for log in sorted(out.glob("*.log")):
-    name = log.stem
+
+def scores(stem):
     try:
-        hold, val = (json.loads((out / f"{name}.{s}.json").read_text()) for s in ("holdout", "val"))
+        return [json.loads((out / f"{stem}.{s}.json").read_text())["accuracy"] for s in ("holdout", "val")]
     except FileNotFoundError:
-        continue
-    import csv
-    rows = list(csv.DictReader(open(out / f"{name}.metrics.csv")))
-    secs = sum(float(r["seconds"]) for r in rows) / len(rows)
-    print(f"{name:<14}{100 * hold['accuracy']:>13.2f}%{100 * val['accuracy']:>16.2f}%{secs:>9.0f}")
+        return None
+
+print(f"{'recipe':<22}{'holdout bin3':>14}{'PublicTest bin3':>17}{'s/epoch':>9}")
+for log in sorted(out.glob("*.log")):
+    got = scores(log.stem)
+    if got:
+        rows = list(csv.DictReader(open(out / f"{log.stem}.metrics.csv")))
+        secs = sum(float(r["seconds"]) for r in rows) / len(rows)
+        print(f"{log.stem:<22}{100 * got[0]:>13.2f}%{100 * got[1]:>16.2f}%{secs:>9.0f}")
+for tta in ("none", "flip", "crops"):
+    got = scores(f"tta-{tta}")
+    if got:
+        print(f"{'4-smoothing, TTA ' + tta:<22}{100 * got[0]:>13.2f}%{100 * got[1]:>16.2f}%")
 PYEOF

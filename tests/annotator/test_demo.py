@@ -66,3 +66,17 @@ def test_demo_benchmark_gives_the_readme_figures():
         cell = readme_figure(f"Demo: {model['name']}")
         assert round(100 * model["accuracy"], 1) == percent(cell)
         assert model["n_images"] == holdout["n_images"]
+
+
+def test_benchmark_dense121_100_on_the_demo_prints_its_row():
+    """The first command of the product brief: the thesis' best model, shipped, on the demo."""
+    import io
+
+    call_command("load_demo")
+    out = io.StringIO()
+    call_command("benchmark", "--testset", DEMO_TESTSET, "--model", "dense121_100", stdout=out)
+    text = out.getvalue()
+    row = re.search(r"^  dense121_100 +(\d+) +([\d.]+) %", text, re.M)
+    assert row, text
+    assert int(row.group(1)) == 97  # the held-out annotator's paired images
+    assert "dense121_100: dense121_100.pt (dense121_100, trained on" in text

@@ -1,10 +1,13 @@
-"""A tiny real model (bkmin, one epoch on the committed FER2013 sample) for the benchmark tests."""
+"""A tiny real model (bkmin, one epoch on the committed FER2013 sample) for the benchmark tests,
+and a stored study of real faces and votes with a staff login for the report pages."""
 
 import shutil
 
 import pytest
 
 from ferml.train import TrainConfig, train
+
+from .helpers import run_command, write_study
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +45,18 @@ def no_models(monkeypatch, tmp_path):
     monkeypatch.setattr(ferml.inference, "WEIGHTS_DIR", tmp_path / "no-shipped-weights")
     monkeypatch.setenv("FERML_MODEL_DIR", str(empty))
     return empty
+
+
+@pytest.fixture
+def study(tmp_path, fer_sample_csv, ferplus_sample_csv, model_dir):
+    """Test set ``study``: 40 real faces, annotators a01..a10 with their FER+ votes; bkmin."""
+    study = write_study(tmp_path / "study", fer_sample_csv, ferplus_sample_csv, limit=40)
+    run_command("import_testset", str(study.images), "--name", "study")
+    run_command("import_votes", str(study.votes_csv), "--testset", "study")
+    return study
+
+
+@pytest.fixture
+def staff_client(client, django_user_model):
+    client.force_login(django_user_model.objects.create_user("boss", is_staff=True))
+    return client

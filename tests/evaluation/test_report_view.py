@@ -12,20 +12,6 @@ from .helpers import run_command, write_study
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def study(tmp_path, fer_sample_csv, ferplus_sample_csv, model_dir):
-    study = write_study(tmp_path / "study", fer_sample_csv, ferplus_sample_csv, limit=40)
-    run_command("import_testset", str(study.images), "--name", "study")
-    run_command("import_votes", str(study.votes_csv), "--testset", "study")
-    return study
-
-
-@pytest.fixture
-def staff_client(client, django_user_model):
-    client.force_login(django_user_model.objects.create_user("boss", is_staff=True))
-    return client
-
-
 REPORT = reverse("evaluation:report", args=["study"])
 PAGES = [
     reverse("evaluation:index"),
@@ -77,7 +63,7 @@ def test_staff_choose_holdout_labels_and_models(staff_client, study):
 def test_the_form_offers_the_annotators_and_the_available_models(staff_client, study):
     form = staff_client.get(REPORT).context["form"]
     annotators = [f"a{i:02d}" for i in range(1, 11)]
-    assert [c for c, _ in form.fields["holdout"].choices] == ["auto"] + annotators
+    assert [c for c, _ in form.fields["holdout"].choices] == ["auto", "all"] + annotators
     assert form.fields["models"].choices == [("bkmin", "bkmin")]
 
 

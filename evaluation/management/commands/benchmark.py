@@ -36,7 +36,8 @@ class Command(BaseCommand):
                                  "their votes")
         parser.add_argument("--min-images", type=int, default=DEFAULT_MIN_IMAGES, metavar="N",
                             help="with --holdout all, annotators with fewer paired images are "
-                                 f"listed but left out of the means (default: {DEFAULT_MIN_IMAGES})")
+                                 "listed but left out of the means "
+                                 f"(default: {DEFAULT_MIN_IMAGES})")
         parser.add_argument("--labels", default="bin3", choices=VOTE_LABEL_SETS,
                             help="label set to score in (default: bin3)")
         parser.add_argument("--json", metavar="FILE", help="also write the result as JSON")

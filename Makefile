@@ -3,7 +3,7 @@ PY := .venv/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: venv demo serve test
+.PHONY: venv demo serve serve-production test
 
 venv:
 	@scripts/ensure-venv.sh
@@ -21,6 +21,10 @@ demo: venv
 serve: venv
 	@$(PY) manage.py migrate --noinput -v 0
 	@$(PY) manage.py runserver $(HOST):$(PORT)
+
+## The production server (gunicorn, threaded workers): README "Production: serving a real study".
+serve-production: venv
+	@scripts/serve-production.sh
 
 ## Set up and run the whole test suite (SQLite, then PostgreSQL when TEST_DATABASE_URL is set).
 test: venv

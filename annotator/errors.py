@@ -1,10 +1,35 @@
-"""The one exception type for user mistakes in the annotator app.
+"""The one exception type for user mistakes in the annotator app, and how the web answers one.
 
 Plain functions raise ``InputError`` with a sentence meant for the person who made the
 mistake (naming the file, row or field); commands turn it into ``CommandError`` and views
 into a form error or a 400 response, so a mistake never shows up as a traceback.
 """
+import os
+
+from django.conf import settings
+from django.http import HttpResponse
 
 
 class InputError(ValueError):
     pass
+
+
+def text_response(message: str, status: int = 400):
+    """A plain-text answer to a mistake, its charset named (the live stream's errors, bad options)."""
+    return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
+
+
+def without_server_paths(message: str) -> str:
+    """``message`` for a web page: a file in one of the server's folders is named by the
+    setting of its folder (``MEDIA_ROOT/testsets/…``), never by an absolute path."""
+    folders = {
+        "MEDIA_ROOT": settings.MEDIA_ROOT, "LIVE_VIDEO_DIR": settings.LIVE_VIDEO_DIR,
+        "STATIC_ROOT": settings.STATIC_ROOT, "FERML_MODEL_DIR": os.environ.get("FERML_MODEL_DIR"),
+        "": settings.BASE_DIR,  # the app's own files: relative to it (ferml/weights/…)
+    }
+    by_length = sorted(((str(path).rstrip("/"), name) for name, path in folders.items() if path),
+                       key=lambda item: -len(item[0]))
+    for path, name in by_length:
+        if os.path.isabs(path):
+            message = message.replace(path + "/", f"{name}/" if name else "")
+    return message

@@ -4,11 +4,11 @@ The zip is a class-per-folder data set (``negative/``, ``neutral/``, ``positive/
 images in ``tie/``) with ``labels.csv`` and ``labels.json`` at its root; an image's key
 is flattened into one file name (``a/b.png`` becomes ``a__b.png``) so that its folder is
 always its label; images nobody voted on stay out of the folders. The raw votes csv is exactly what ``import_votes``
-reads, so a study can be backed up and restored.
+reads, so a study can be backed up and restored. Every csv cell that a spreadsheet would
+run as a formula is written with a quote before it (``spreadsheet.py``).
 """
 from __future__ import annotations
 
-import csv
 import io
 import json
 import random
@@ -24,6 +24,7 @@ from django.utils import timezone
 from .errors import InputError
 from .majority import ImageMajority, image_majority
 from .models import LABELS, Image, TestSet, Vote
+from .spreadsheet import SafeWriter
 
 CSV_COLUMNS = ["image", "majority", *LABELS, "n_votes", "agreement", "tie"]
 ZIP_CSV_COLUMNS = [*CSV_COLUMNS, "file"]
@@ -147,7 +148,7 @@ def build_export(testset: TestSet, *, balanced: bool = False, seed: int = 0) -> 
 
 def write_testset_csv(rows: list[ExportRow], out: TextIO, *, files: list[str] | None = None) -> None:
     """The per-image csv; ``files`` (paths inside a zip) adds the ``file`` column."""
-    writer = csv.writer(out, lineterminator="\n")
+    writer = SafeWriter(out)
     writer.writerow(CSV_COLUMNS if files is None else ZIP_CSV_COLUMNS)
     for n, row in enumerate(rows):
         m = row.majority
@@ -210,7 +211,7 @@ def export_testset(testset: TestSet, out: str | Path, *, balanced: bool = False,
 
 def write_votes_csv(testset: TestSet, out: TextIO) -> int:
     """Every vote of ``testset`` as ``image,annotator,label`` (the import_votes format)."""
-    writer = csv.writer(out, lineterminator="\n")
+    writer = SafeWriter(out)
     writer.writerow(VOTE_COLUMNS)
     votes = (
         Vote.objects.filter(image__testset=testset)

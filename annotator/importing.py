@@ -34,8 +34,10 @@ from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
 from .errors import InputError
-from .models import LABELS, Image, RepeatedFile, TestSet, Vote, VoteEvent
+from .models import Image, RepeatedFile, TestSet, Vote, VoteEvent
+from .spreadsheet import unescape_cell
 from .testsets import resolve_testset
+from .voting import LABEL_NAMES, parse_label
 
 MiB = 1024 * 1024
 
@@ -46,6 +48,8 @@ CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".gif": "image/gif",
 # Files that operating systems leave in folders and zips; never images of the study.
 SYSTEM_FILES = {"thumbs.db", "desktop.ini"}
 ZIP_MAGIC = b"PK\x03\x04"
+# A message lists this many problems, then says how many more there are.
+MAX_LISTED_PROBLEMS = 20
 
 
 @dataclass(frozen=True)
@@ -174,7 +178,7 @@ def import_testset(
             if not entries:
                 raise InputError(f"The folder {path} holds no files to import.")
             return _import_entries(entries, ignored, name or default_testset_name(path.resolve().name),
-                                   detect_faces, min_face, limits)
+                                   detect_faces, min_face, limits, str(path))
         if not path.exists():
             raise InputError(f"{path} does not exist; give a folder or a .zip of images.")
         if not path.is_file():
@@ -193,16 +197,37 @@ def _import_zip(fileobj, label, name, detect_faces, min_face, limits) -> ImportR
     with archive:
         entries, ignored = _zip_entries(archive, label, limits)
         return _import_entries(entries, ignored, name or default_testset_name(label),
-                               detect_faces, min_face, limits)
+                               detect_faces, min_face, limits, label)
 
 
-def _import_entries(entries, ignored, name, detect_faces, min_face, limits) -> ImportReport:
+def _import_entries(entries, ignored, name, detect_faces, min_face, limits, source_name) -> ImportReport:
     check_testset_name(name)
     testset, created = TestSet.objects.get_or_create(name=name)
     report = ImportReport(testset=testset, created_testset=created, ignored=ignored)
     for entry in entries:
         _import_entry(entry, testset, report, detect_faces, min_face, limits)
+    if created and not report.imported:
+        _refuse_empty_testset(report, source_name)
     return report
+
+
+def _refuse_empty_testset(report: ImportReport, source_name: str):
+    """A new test set that got no image is not kept: the whole input was unusable."""
+    # Only while it is still empty: a concurrent import into the same name keeps it.
+    TestSet.objects.filter(pk=report.testset.pk, images__isnull=True).delete()
+    problems = report.problems() + [f"ignored {name}" for name in report.ignored]
+    raise InputError(
+        f"Nothing was imported from {source_name}: none of its files is an image that can be "
+        f"labelled, so test set {report.testset.name!r} was not created.{_listing(problems)}"
+    )
+
+
+def _listing(problems: list[str]) -> str:
+    """One indented line per problem, the first MAX_LISTED_PROBLEMS of them."""
+    listed = "".join(f"\n  {line}" for line in problems[:MAX_LISTED_PROBLEMS])
+    if len(problems) > MAX_LISTED_PROBLEMS:
+        listed += f"\n  ... and {len(problems) - MAX_LISTED_PROBLEMS} more"
+    return listed
 
 
 # --- reading folders and zips ---------------------------------------------------------
@@ -448,7 +473,6 @@ def _store(testset, key, sha, content, suffix, width, height, box) -> bool:
 # --- votes ----------------------------------------------------------------------------
 
 VOTE_COLUMNS = ("image", "annotator", "label")
-MAX_LISTED_PROBLEMS = 20
 
 
 @dataclass(frozen=True)
@@ -554,11 +578,9 @@ def import_votes(
 def _fail(source_name: str, problems: list[str]):
     if len(problems) == 1:
         raise InputError(f"{source_name}, {problems[0]}. Nothing from the file was imported.")
-    more = ""
-    if len(problems) > MAX_LISTED_PROBLEMS:
-        more = f"\n  ... and {len(problems) - MAX_LISTED_PROBLEMS} more"
-    listed = "\n".join(f"  {p}" for p in problems[:MAX_LISTED_PROBLEMS])
-    raise InputError(f"{source_name} has {len(problems)} problems; nothing from the file was imported:\n{listed}{more}")
+    raise InputError(
+        f"{source_name} has {len(problems)} problems; nothing from the file was imported:{_listing(problems)}"
+    )
 
 
 def check_vote_rows(data: bytes, testset: TestSet, source_name: str = "the votes file") -> CheckedVotes:
@@ -612,10 +634,11 @@ def check_vote_rows(data: bytes, testset: TestSet, source_name: str = "the votes
         if len(fields) != len(header):
             problems.append(f"line {line}: {len(fields)} field(s), but the header has {len(header)}")
             continue
-        image, annotator, label = (fields[at[c]].strip() for c in VOTE_COLUMNS)
-        label = label.lower()
-        if label not in LABELS:
-            problems.append(f"line {line}: unknown label {fields[at['label']]!r} (use negative, neutral or positive)")
+        # Cells the export quoted against spreadsheet formulas are read back as they were.
+        image, annotator, label = (unescape_cell(fields[at[c]].strip()) for c in VOTE_COLUMNS)
+        label = parse_label(label)
+        if label is None:
+            problems.append(f"line {line}: unknown label {fields[at['label']]!r} (use {LABEL_NAMES})")
             continue
         if not image:
             problems.append(f"line {line}: the image column is empty")

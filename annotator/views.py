@@ -7,7 +7,9 @@ import tempfile
 from io import StringIO
 from pathlib import PurePosixPath
 
+from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -17,7 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from . import dashboard, exporting, importing, voting
 from .access import staff_required
-from .errors import InputError
+from .errors import InputError, text_response
 from .forms import ExportForm, ImportImagesForm, ImportVotesForm
 from .models import Image, TestSet
 
@@ -47,20 +49,20 @@ def home(request):
 # --- labelling ------------------------------------------------------------------------
 
 
-def _image_json(image):
+def _image_json(testset, image):
     if image is None:
         return None
-    return {"id": image.pk, "src": reverse("annotator:image", args=[image.pk])}
+    return {"id": image.pk, "src": reverse("annotator:image", args=[testset.name, image.pk])}
 
 
-def _state_json(state, **extra):
-    current = _image_json(state.current)
+def _state_json(testset, state, **extra):
+    current = _image_json(testset, state.current)
     if current:
         current["shown"] = voting.shown_token(state.current)
     return JsonResponse({
         **extra,
         "current": current,
-        "preload": _image_json(state.preload),
+        "preload": _image_json(testset, state.preload),
         "progress": {"done": state.progress.done, "total": state.progress.total},
     })
 
@@ -74,7 +76,7 @@ def label(request, testset):
         image_id=_int_or_none(request.GET.get("image")), after=_int_or_none(request.GET.get("after")),
     )
     if _wants_json(request):
-        response = _state_json(state)
+        response = _state_json(testset, state)
     else:
         response = render(request, "annotator/label.html", {
             "testset": testset,
@@ -105,8 +107,8 @@ def vote(request, testset):
         return redirect("annotator:label", testset=testset.name)
     if _wants_json(request):
         state = voting.labelling_state(request.user, testset, after=image.pk)
-        return _state_json(state, vote={"image": image.pk, "label": result.vote.label,
-                                                 "action": result.action})
+        return _state_json(testset, state, vote={"image": image.pk, "label": result.vote.label,
+                                                  "action": result.action})
     messages.success(request, f"Saved: {result.vote.label}.")
     return redirect(reverse("annotator:label", args=[testset.name]) + f"?after={image.pk}")
 
@@ -118,7 +120,7 @@ def undo(request, testset):
     undone = voting.do_undo_last_vote(request.user, testset)
     if _wants_json(request):
         state = voting.labelling_state(request.user, testset, image_id=undone.image_id if undone else None)
-        return _state_json(state, undone=(
+        return _state_json(testset, state, undone=(
             {"image": undone.image_id, "label": undone.label} if undone else None
         ))
     if undone is None:
@@ -130,8 +132,9 @@ def undo(request, testset):
 
 @login_required
 @require_GET
-def image_file(request, pk):
-    image = get_object_or_404(Image, pk=pk)
+def image_file(request, testset, pk):
+    """An image of the test set named in the URL; an image of another test set is a 404."""
+    image = get_object_or_404(Image, pk=pk, testset__name=testset)
     suffix = PurePosixPath(image.file.name).suffix.lower()
     content_type = importing.CONTENT_TYPES.get(suffix, "application/octet-stream")
     response = FileResponse(image.file.open("rb"), content_type=content_type)
@@ -151,10 +154,22 @@ def staff_dashboard(request):
     })
 
 
+def _refused_upload(request) -> str | None:
+    """Why an upload was stopped as it arrived (over UPLOAD_MAX_BYTES, annotator/uploads.py)."""
+    if request.method != "POST":
+        return None
+    request.FILES  # noqa: B018 (reading the body is what stops an upload that is too large)
+    return getattr(request, "upload_refused", None)
+
+
 @staff_required
 def staff_import(request):
-    images_form, votes_form, report = ImportImagesForm(), ImportVotesForm(), None
-    if request.method == "POST" and "zip_file" in request.FILES:
+    images_form, votes_form, report, status = ImportImagesForm(), ImportVotesForm(), None, 200
+    refused = _refused_upload(request)
+    if refused:
+        messages.error(request, refused)
+        status = 413
+    elif request.method == "POST" and "zip_file" in request.FILES:
         images_form = ImportImagesForm(request.POST, request.FILES)
         if images_form.is_valid():
             data = images_form.cleaned_data
@@ -186,7 +201,7 @@ def staff_import(request):
         messages.error(request, "Choose a file to upload.")
     return render(request, "annotator/import.html", {
         "images_form": images_form, "votes_form": votes_form, "report": report,
-    })
+    }, status=status)
 
 
 @staff_required
@@ -197,8 +212,7 @@ def staff_export(request, testset, kind):
     testset = get_object_or_404(TestSet, name=testset)
     form = ExportForm(request.GET)
     if not form.is_valid():
-        return HttpResponse("Bad export options: " + form.errors.as_text(), status=400,
-                            content_type="text/plain")
+        return text_response("Bad export options: " + form.errors.as_text())
     balanced, seed = form.cleaned_data["balanced"], form.cleaned_data["seed"] or 0
     stem = f"{testset.name}-balanced-seed{seed}" if balanced else testset.name
     if kind == "votes":
@@ -230,3 +244,23 @@ def _download(data: bytes, filename: str, content_type: str) -> HttpResponse:
     response = HttpResponse(data, content_type=f"{content_type}; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{PurePosixPath(filename).name}"'
     return response
+
+
+# --- errors ----------------------------------------------------------------------------
+
+
+def bad_request(request, exception):
+    """The 400 answer (handler400): a request over one of Django's upload limits says which."""
+    limits = {
+        RequestDataTooBig: ("its form fields are larger than", "DATA_UPLOAD_MAX_MEMORY_SIZE",
+                            f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes"),
+        TooManyFieldsSent: ("it has more form fields than", "DATA_UPLOAD_MAX_NUMBER_FIELDS",
+                            f"{settings.DATA_UPLOAD_MAX_NUMBER_FIELDS:,}"),
+        TooManyFilesSent: ("it has more files than", "DATA_UPLOAD_MAX_NUMBER_FILES",
+                           f"{settings.DATA_UPLOAD_MAX_NUMBER_FILES:,}"),
+    }
+    for kind, (what, setting, limit) in limits.items():
+        if isinstance(exception, kind):
+            return text_response(f"The request was refused: {what} this server accepts ({setting}, "
+                                 f"{limit}); nothing was stored.")
+    return text_response("Bad request: the server cannot read it; nothing was stored.")

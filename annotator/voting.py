@@ -13,11 +13,14 @@ from django.core import signing
 from django.db import transaction
 from django.utils import timezone
 
+from ferml.labels import canonical
+
 from .errors import InputError
 from .models import LABELS, Image, TestSet, Vote, VoteEvent
 
-# Keys the labelling page binds, in the order of LABELS.
+# Keys the labelling page binds, in the order of LABELS; the page sends the label itself.
 LABEL_KEYS = {str(number): label for number, label in enumerate(LABELS, start=1)}
+LABEL_NAMES = f"{', '.join(LABELS[:-1])} or {LABELS[-1]}"
 # Longer than this, the annotator walked away: the time says nothing about the image.
 MAX_TIME_SPENT_MS = 60 * 60 * 1000
 _SHOWN_SALT = "annotator.shown"
@@ -39,11 +42,17 @@ class Progress:
         return round(100 * self.done / self.total) if self.total else 100
 
 
+def parse_label(value: str | None) -> str | None:
+    """The vote label ``value`` spells, or None: the one definition for the labelling page
+    and the votes csv. A label is its name in any case, spaces around it ignored."""
+    label = canonical(value or "")
+    return label if label in LABELS else None
+
+
 def check_label(value: str | None) -> str:
-    label = (value or "").strip().lower()
-    label = LABEL_KEYS.get(label, label)
-    if label not in LABELS:
-        raise InputError(f"Unknown label {value!r}: choose negative, neutral or positive.")
+    label = parse_label(value)
+    if label is None:
+        raise InputError(f"Unknown label {value!r}: choose {LABEL_NAMES}.")
     return label
 
 

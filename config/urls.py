@@ -10,3 +10,6 @@ urlpatterns = [
     path("evaluation/", include("evaluation.urls")),
     path("live/", include("live.urls")),
 ]
+
+# A 400 says which of Django's request limits was hit, in plain text with its charset.
+handler400 = "annotator.views.bad_request"

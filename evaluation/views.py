@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
 from annotator.access import staff_required
+from annotator.errors import text_response, without_server_paths
 from annotator.models import TestSet
 from ferml.inference import available_models
 
@@ -55,7 +56,7 @@ def report_html(request, testset):
     testset = get_object_or_404(TestSet, name=testset)
     form, result, error = _benchmark(request, testset)
     if result is None:
-        return HttpResponse(error or form.errors.as_text(), status=400, content_type="text/plain")
+        return text_response(error or form.errors.as_text())
     response = HttpResponse(report.render_report_html(result))
     response["Content-Disposition"] = f'attachment; filename="{testset.name}-benchmark.html"'
     return response
@@ -79,5 +80,5 @@ def _benchmark(request, testset):
             min_images=choice["min_images"],
         )
     except services.BenchmarkError as err:
-        return form, None, str(err)
+        return form, None, without_server_paths(str(err))
     return form, result, None

@@ -61,7 +61,7 @@ def cmd_train(args) -> int:
         loss=args.loss, optimizer=args.optimizer, lr=args.lr, cosine=args.cosine, schedule=args.schedule,
         warmup=args.warmup, weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
         soft_targets=args.soft_targets, mixup=args.mixup, precision=args.precision, tta=args.tta,
-        val_split=args.val_split, pixel_norm=not args.no_pixel_norm,
+        val_split=args.val_split, holdout_seed=args.holdout_seed, pixel_norm=not args.no_pixel_norm,
         augment=not args.no_augment, device=args.device, seed=args.seed, out=args.out, resume=args.resume,
         init=args.init, channels=args.channels, dropout=args.dropout, val_data=args.val_data,
         val_fraction=args.val_fraction, limit=args.limit, skip_bad=args.skip_bad, ferplus=args.ferplus,
@@ -169,7 +169,7 @@ def holdout_of(checkpoint: dict, path, load: dict):
     from .data import MissingSplitError, holdout_mask, sha256_of
 
     parts = checkpoint.get("members", [checkpoint])
-    holdouts = {(p.get("train", {}).get("seed"), p.get("train", {}).get("val_fraction"),
+    holdouts = {(_holdout_seed(p.get("train", {})), p.get("train", {}).get("val_fraction"),
                  p.get("data", {}).get("sha256")) for p in parts}
     if len(holdouts) > 1:
         raise ValueError("the ensemble's members held out different training images; score them one by one")
@@ -187,8 +187,13 @@ def holdout_of(checkpoint: dict, path, load: dict):
         data = load_dataset(path, split=trained.get("train_split", "train"), **load)
     except MissingSplitError:
         data = load_dataset(path, split=None, **load)
-    return data.subset(np.flatnonzero(holdout_mask(data.keys, int(trained.get("seed", 0)),
+    return data.subset(np.flatnonzero(holdout_mask(data.keys, _holdout_seed(trained),
                                                    float(trained.get("val_fraction", 0.1)))))
+
+
+def _holdout_seed(trained: dict) -> int | None:
+    seed = trained.get("holdout_seed")
+    return int(trained["seed"]) if seed is None and "seed" in trained else seed
 
 
 def cmd_live(args) -> int:
@@ -264,7 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels", type=int, choices=[1, 3], default=1, help="1 grayscale, 3 RGB")
     p.add_argument("--dropout", type=float, nargs="+", help="dropout schedule, e.g. 0.05 0.2 0.4")
     p.add_argument("--val-data", help="validation data (default: the data's own validation split)")
-    p.add_argument("--val-fraction", type=float, default=0.1, help="held out for validation when the data has no splits")
+    p.add_argument("--val-fraction", type=float, default=0.1,
+                   help="share of the training images held out for validation (data without splits, or --val-split holdout)")
+    p.add_argument("--holdout-seed", type=int, help="seed that picks the held-out images (default: --seed), so runs with "
+                                                    "different seeds can validate on the same faces")
     p.add_argument("--limit", type=int, help="use at most this many training and validation images")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="best checkpoint path (default runs/NAME.pt)")

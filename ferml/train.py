@@ -66,6 +66,7 @@ class TrainConfig:
     val_split: str | None = "val"
     val_data: str | None = None
     val_fraction: float = 0.1
+    holdout_seed: int | None = None  # which images a holdout takes (default: --seed)
     limit: int | None = None
     skip_bad: bool = False
     ferplus: str | None = None
@@ -77,6 +78,10 @@ class TrainConfig:
 
     def output_path(self) -> Path:
         return Path(self.out or f"runs/{self.display_name or self.model}.pt")
+
+    @property
+    def holdout_seed_used(self) -> int:
+        return self.seed if self.holdout_seed is None else self.holdout_seed
 
     @property
     def schedule_name(self) -> str:
@@ -138,7 +143,7 @@ def load_training_data(cfg: TrainConfig, size: int):
     elif has_splits and cfg.val_split != HOLDOUT:
         val_raw = read_raw(cfg.data, cfg.val_split, cfg.skip_bad, cfg.channels, cfg.ferplus)
     else:
-        held = holdout_mask(train_raw.keys, cfg.seed, cfg.val_fraction)
+        held = holdout_mask(train_raw.keys, cfg.holdout_seed_used, cfg.val_fraction)
         train_raw, val_raw = train_raw.subset(np.flatnonzero(~held)), train_raw.subset(np.flatnonzero(held))
     train = prepare(train_raw, cfg.labels, size, cfg.channels, cfg.ferplus_mode, keep_all_voted=cfg.soft_targets)
     val = prepare(val_raw, cfg.labels, size, cfg.channels, cfg.ferplus_mode)

@@ -8,6 +8,8 @@ from ferml import live
 from ferml.labels import BIN_SETS, LABEL_SETS
 from ferml.video import STREAM_SCHEMES, VIDEO_SUFFIXES
 
+from .sources import SourceRefused, check_stream_url
+
 
 def video_dir() -> Path:
     return Path(settings.LIVE_VIDEO_DIR)
@@ -25,7 +27,8 @@ class LiveForm(forms.Form):
     source = forms.CharField(
         label="Camera or video", max_length=500,
         help_text="A video stored on the server (listed below), a camera number such as 0, "
-                  "or a network camera's URL (http, https, rtsp, rtmp).",
+                  "or a network camera's URL (http, https, rtsp, rtmp) on a host the server "
+                  "lists in LIVE_STREAM_HOSTS.",
     )
     model = forms.ChoiceField(label="Model")
     spectrum = forms.ChoiceField(
@@ -60,15 +63,22 @@ class LiveForm(forms.Form):
         }
 
     def clean_source(self) -> str:
-        """A camera number, a stream URL, or the path of a stored video (never any other file)."""
+        """A camera number, a stream URL on a listed host, or the path of a stored video
+        (never any other file)."""
         source = self.cleaned_data["source"].strip()
-        if source.isdigit() or source.lower().startswith(STREAM_SCHEMES):
+        if source.isdigit():
             return source
+        if source.lower().startswith(STREAM_SCHEMES):
+            try:
+                return check_stream_url(source, settings.LIVE_STREAM_HOSTS)
+            except SourceRefused as exc:
+                raise forms.ValidationError(f"“{source}” is refused: {exc}.") from None
         if source in stored_videos():
             return str(video_dir() / source)
         raise forms.ValidationError(
             f"“{source}” is not a stored video, a camera number or a stream URL. "
-            f"Stored videos are the {', '.join(sorted(VIDEO_SUFFIXES))} files in {video_dir()}."
+            f"Stored videos are the {', '.join(sorted(VIDEO_SUFFIXES))} files in the server's "
+            "video folder (LIVE_VIDEO_DIR)."
         )
 
     def live_settings(self) -> live.LiveSettings:

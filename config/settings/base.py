@@ -1,5 +1,6 @@
 """Settings shared by every environment."""
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -21,7 +22,10 @@ DJANGO_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
 ]
-THIRD_PARTY_APPS: list[str] = []
+THIRD_PARTY_APPS = [
+    "axes",  # login throttling
+    "csp",  # the Content-Security-Policy header
+]
 LOCAL_APPS = [
     "annotator",
     "evaluation",
@@ -31,6 +35,7 @@ INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -38,6 +43,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a refused login into the lock-out page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -73,6 +80,22 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+AUTHENTICATION_BACKENDS = [
+    # First: refuses every login of an account locked out from this address (django-axes).
+    "annotator.access.ThrottledLoginBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Login throttling (django-axes): AXES_FAILURE_LIMIT wrong passwords for one account from
+# one address lock that account out from that address for AXES_COOLOFF_MINUTES; a lab
+# behind one NAT address is not locked out by one annotator's typos. A successful login
+# clears the count; `manage.py axes_reset_username NAME` (or `axes_reset`) lifts a lock.
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("AXES_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -86,13 +109,22 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "staticfiles"))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 # Videos the live demo may play; staff can open no other file on the server.
 LIVE_VIDEO_DIR = Path(os.environ.get("LIVE_VIDEO_DIR", VAR_DIR / "live"))
+# Network cameras the live demo may open: host names, addresses or networks (CIDR),
+# comma-separated. Empty: none. A loopback, private or otherwise non-public address is
+# refused unless it (or its network) is listed itself.
+LIVE_STREAM_HOSTS = [h.strip() for h in os.environ.get("LIVE_STREAM_HOSTS", "").split(",") if h.strip()]
+# Each Motion-JPEG stream holds a server thread while it plays: at most this many play at
+# once in one server process (keep it below the threads per process, config/gunicorn.py
+# checks), and each stops after this many seconds.
+LIVE_MAX_STREAMS = int(os.environ.get("LIVE_MAX_STREAMS", "2"))
+LIVE_MAX_STREAM_SECONDS = float(os.environ.get("LIVE_MAX_STREAM_SECONDS", "600"))
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -101,3 +133,26 @@ LOGOUT_REDIRECT_URL = "login"
 # Uploaded zips of a test set can be large; files above this go to a temp file.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# A larger upload is refused with a message, and none of it is kept (annotator/uploads.py);
+# larger test sets are imported on the server with `manage.py import_testset`.
+UPLOAD_MAX_BYTES = int(os.environ.get("UPLOAD_MAX_BYTES", str(512 * 1024 * 1024)))
+FILE_UPLOAD_HANDLERS = [
+    "annotator.uploads.SizeLimitUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
+
+# Content-Security-Policy (django-csp): pages load scripts, styles and images from this
+# server only; no inline script or style runs. Report figures are data: PNGs.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}

@@ -1,4 +1,8 @@
-"""Production: every secret and host comes from the environment."""
+"""Production: every secret, host and the database come from the environment.
+
+Started by ``scripts/serve-production.sh`` (gunicorn, config/gunicorn.py) behind a TLS
+proxy; README "Production: serving a real study" walks through it.
+"""
 import os
 
 from django.core.exceptions import ImproperlyConfigured
@@ -6,14 +10,17 @@ from django.core.exceptions import ImproperlyConfigured
 from .base import *  # noqa: F401,F403
 
 
-def _require(name: str) -> str:
+def _require(name: str, example: str = "") -> str:
     value = os.environ.get(name)
     if not value:
-        raise ImproperlyConfigured(f"Set the {name} environment variable for production.")
+        raise ImproperlyConfigured(f"Set the {name} environment variable for production{example}.")
     return value
 
 
 SECRET_KEY = _require("SECRET_KEY")
+# Never the embedded SQLite file by accident: the database is named on purpose
+# (postgres://..., or sqlite:////absolute/path for a study on one machine).
+_require("DATABASE_URL", " (for example postgres://fer:PASSWORD@127.0.0.1:5432/fer)")
 DEBUG = os.environ.get("DEBUG", "0") == "1"
 ALLOWED_HOSTS = [h.strip() for h in _require("ALLOWED_HOSTS").split(",") if h.strip()]
 CSRF_TRUSTED_ORIGINS = [
@@ -29,6 +36,22 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# The proxy (README's nginx example) sets X-Forwarded-For to the client's address; the
+# login throttle counts failures per account and that address. gunicorn listens on
+# loopback only, so no client can set the header itself.
+AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+
+# Server errors (a 500's traceback) go to stderr, which gunicorn writes to its error log;
+# 4xx answers are in gunicorn's access log already.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"stderr": {"class": "logging.StreamHandler"}},
+    "loggers": {
+        "django": {"handlers": ["stderr"], "level": os.environ.get("DJANGO_LOG_LEVEL", "ERROR")},
+    },
+}
+
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},

@@ -6,9 +6,10 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
-from annotator.importing import import_testset
+from annotator.errors import InputError
+from annotator.importing import check_vote_rows, import_testset
 from annotator.models import Vote, VoteEvent
-from annotator.voting import do_cast_vote, upcoming_images
+from annotator.voting import LABEL_KEYS, do_cast_vote, upcoming_images
 
 from .helpers import login, write_faces
 
@@ -35,7 +36,7 @@ def votes_of(user):
 def test_page_shows_an_image_the_keys_and_progress(client, study, annotators):
     login(client, annotators[0])
     page = client.get(LABEL_URL).content.decode()
-    assert 'class="face"' in page and "/images/" in page
+    assert 'class="face"' in page and f"{LABEL_URL}images/" in page
     assert '<progress value="0" max="8">' in page and "0 / 8" in page
     for key, label in [("1", "negative"), ("2", "neutral"), ("3", "positive")]:
         assert f'value="{label}" data-key="{key}"' in page
@@ -92,10 +93,11 @@ def test_two_annotators_label_through_the_json_endpoint(client, study, annotator
         assert state["progress"] == {"done": 0, "total": 8}
         for n, key in enumerate(keys):
             current = state["current"]
-            assert current["src"] == f"/images/{current['id']}/"
+            assert current["src"] == f"{LABEL_URL}images/{current['id']}/"
             preload = state["preload"]
-            state = c.post(VOTE_URL, {"image": current["id"], "label": key, "time_spent_ms": 700 + n}, **JSON).json()
-            assert state["vote"] == {"image": current["id"], "label": {"1": "negative", "2": "neutral", "3": "positive"}[key], "action": "cast"}
+            label = LABEL_KEYS[key]  # label.js sends the label its key stands for
+            state = c.post(VOTE_URL, {"image": current["id"], "label": label, "time_spent_ms": 700 + n}, **JSON).json()
+            assert state["vote"] == {"image": current["id"], "label": label, "action": "cast"}
             assert state["progress"]["done"] == n + 1
             assert state["current"]["id"] == preload["id"]  # the preloaded image comes next
     assert sorted(votes_of(ann).values()) == ["negative", "negative", "neutral", "positive"]
@@ -203,7 +205,7 @@ def test_csrf_protection_stays_on(study, annotators):
 
 def test_anonymous_visitors_are_sent_to_login(client, study):
     image = study.images.first().pk
-    for response in [client.get(LABEL_URL), client.get(f"/images/{image}/"), client.get("/"),
+    for response in [client.get(LABEL_URL), client.get(f"{LABEL_URL}images/{image}/"), client.get("/"),
                      client.post(VOTE_URL, {"image": image, "label": "neutral"}), client.post(UNDO_URL)]:
         assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
     assert not Vote.objects.exists()
@@ -211,14 +213,39 @@ def test_anonymous_visitors_are_sent_to_login(client, study):
 
 def test_images_are_served_to_logged_in_users_only(client, study, annotators):
     image = study.images.first()
-    assert client.get(f"/images/{image.pk}/").status_code == 302
+    assert client.get(f"{LABEL_URL}images/{image.pk}/").status_code == 302
     login(client, annotators[0])
-    response = client.get(f"/images/{image.pk}/")
+    response = client.get(f"{LABEL_URL}images/{image.pk}/")
     assert response.status_code == 200 and response["Content-Type"] == "image/png"
     assert "private" in response["Cache-Control"]
     with image.file.open("rb") as fileobj:
         assert b"".join(response.streaming_content) == fileobj.read()
-    assert client.get("/images/999999/").status_code == 404
+    assert client.get(f"{LABEL_URL}images/999999/").status_code == 404
+
+
+def test_an_image_is_served_only_under_its_own_test_set(client, study, annotators, tmp_path, fer_faces):
+    write_faces(tmp_path / "other", fer_faces[300:302], subfolders=False)
+    other = import_testset(tmp_path / "other", name="other").testset.images.first()
+    login(client, annotators[0])
+    assert client.get(f"/label/other/images/{other.pk}/").status_code == 200
+    assert client.get(f"{LABEL_URL}images/{other.pk}/").status_code == 404  # not an image of 'study'
+    assert client.get(f"/images/{other.pk}/").status_code == 404  # the old unscoped address is gone
+
+
+def test_the_page_and_the_csv_accept_the_same_label_spellings(client, study, annotators):
+    """One definition of a label (annotator.voting.parse_label) for the web vote and import_votes."""
+    login(client, annotators[0])
+    image = study.images.order_by("key").first()
+    for spelling, stored in [(" Positive ", "positive"), ("NEUTRAL", "neutral")]:
+        voted = client.post(VOTE_URL, {"image": image.pk, "label": spelling}, **JSON)
+        assert voted.status_code == 200 and voted.json()["vote"]["label"] == stored
+        rows = check_vote_rows(f"image,annotator,label\n{image.key},zed,{spelling}\n".encode(), study).rows
+        assert [row.label for row in rows] == [stored]
+    for spelling in ["3", "1", "happy", "pos"]:
+        refused = client.post(VOTE_URL, {"image": image.pk, "label": spelling}, **JSON)
+        assert refused.status_code == 400 and f"Unknown label {spelling!r}" in refused.json()["error"]
+        with pytest.raises(InputError, match=f"unknown label {spelling!r}"):
+            check_vote_rows(f"image,annotator,label\n{image.key},zed,{spelling}\n".encode(), study)
 
 
 def test_home_sends_each_user_to_the_right_place(client, study, annotators, staff, tmp_path, fer_faces):

@@ -1,6 +1,7 @@
 """The staff report pages: who may see them, the choices, the downloads."""
 
 import json
+from pathlib import Path
 
 import pytest
 from django.urls import reverse
@@ -108,6 +109,19 @@ def test_a_testset_without_votes_says_so(
     assert "Test set &#x27;fresh&#x27; has no votes yet" in response.content.decode()
     response = staff_client.get(reverse("evaluation:report_json", args=["fresh"]))
     assert response.status_code == 400 and "has no votes yet" in response.json()["error"]
+
+
+def test_an_unreadable_image_is_named_without_the_servers_folders(staff_client, study, settings):
+    from annotator.models import Image
+
+    image = Image.objects.filter(testset__name="study").order_by("key").first()
+    stored = image.file.name
+    Path(image.file.path).unlink()
+    page = staff_client.get(REPORT).content.decode()
+    error = staff_client.get(reverse("evaluation:report_json", args=["study"])).json()["error"]
+    assert error.startswith(f"Image '{image.key}' of test set 'study' cannot be read: ")
+    assert f"MEDIA_ROOT/{stored}" in error and str(settings.MEDIA_ROOT) not in error
+    assert f"MEDIA_ROOT/{stored}" in page and str(settings.MEDIA_ROOT) not in page
 
 
 def test_without_any_model_the_page_says_how_to_train_one(staff_client, study, no_models):

@@ -86,14 +86,19 @@ def test_bad_settings_are_refused_with_a_reason(staff_client, video_dir, demo_cl
     (video_dir / "demo-faces.avi").write_bytes(demo_clip.read_bytes())
     response = staff_client.get(reverse("live:stream"), params)
     assert response.status_code == 400 and message in response.content.decode()
+    assert response["Content-Type"] == "text/plain; charset=utf-8"
     page = staff_client.get(reverse("live:index"), params)
     assert page.status_code == 400 and message in page.content.decode()
+    for answer in (response, page):  # the server's folders stay private
+        assert str(video_dir) not in answer.content.decode()
 
 
 def test_unreadable_video_is_refused(staff_client, video_dir):
     (video_dir / "broken.mp4").write_bytes(b"\x00" * 2048)
     response = staff_client.get(reverse("live:stream"), query("broken.mp4"))
-    assert response.status_code == 400 and "broken.mp4" in response.content.decode()
+    assert response.status_code == 400
+    assert response.content.decode().startswith("LIVE_VIDEO_DIR/broken.mp4: ")  # its folder by name
+    assert str(video_dir) not in response.content.decode()
 
 
 def test_a_looping_stream_starts_the_video_again(staff_client, video_dir, demo_clip):

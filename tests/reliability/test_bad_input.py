@@ -13,6 +13,7 @@ import gzip
 import io
 import os
 import pickle
+import re
 import struct
 import subprocess
 import sys
@@ -25,6 +26,7 @@ import pytest
 import torch
 from django.conf import settings
 from django.core.management.base import CommandError
+from django.test import Client
 from PIL import Image as PILImage
 
 from annotator.models import Image
@@ -256,6 +258,75 @@ def test_a_bad_zip_uploaded_on_the_web_is_a_form_error(client, study, tmp_path, 
         response = client.post("/staff/import/", {"zip_file": fileobj, "name": STUDY, "min_face": "0"})
     assert response.status_code == 200
     assert "looks like a zip bomb" in response.content.decode()
+    assert snapshot() == before
+
+
+def test_a_zip_of_nothing_but_bad_files_creates_no_test_set(study, tmp_path, client, django_user_model):
+    junk = write_zip(tmp_path / "junk.zip", {"notes.png": b"not a face\n", "empty.png": b"",
+                                               "__MACOSX/._notes.png": b"resource fork"})
+    before = snapshot()
+    assert command_error("import_testset", str(junk), "--name", "fresh") == (
+        f"Nothing was imported from {junk}: none of its files is an image that can be labelled, "
+        "so test set 'fresh' was not created.\n"
+        "  bad file notes.png: not an image (no image format recognised)\n"
+        "  bad file empty.png: empty file (0 bytes)\n"
+        "  ignored __MACOSX/._notes.png")
+    assert snapshot() == before
+    client.force_login(django_user_model.objects.get(username="boss"))
+    with junk.open("rb") as fileobj:
+        response = client.post("/staff/import/", {"zip_file": fileobj, "min_face": "0"})
+    assert response.status_code == 200
+    assert ("Nothing was imported from junk.zip: none of its files is an image that can be labelled, "
+            "so test set &#x27;junk&#x27; was not created.") in response.content.decode()
+    assert str(tmp_path) not in response.content.decode()  # the upload's name, no server path
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("field, extra", [("zip_file", {"min_face": "0"}), ("csv_file", {"testset": STUDY})])
+def test_an_upload_over_the_size_limit_is_refused_as_it_arrives(study, tmp_path, fer_faces, settings,
+                                                                django_user_model, field, extra):
+    settings.UPLOAD_MAX_BYTES = 20_000
+    client = Client(enforce_csrf_checks=True)  # the token, sent before the file, still arrives
+    client.force_login(django_user_model.objects.get(username="boss"))
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"',
+                      client.get("/staff/import/").content.decode()).group(1)
+    big = io.BytesIO(os.urandom(60_000))
+    big.name = "big.zip" if field == "zip_file" else "votes.csv"
+    before = snapshot()
+    response = client.post("/staff/import/", {"csrfmiddlewaretoken": token, field: big, **extra})
+    assert response.status_code == 413
+    size = int(response.wsgi_request.META["CONTENT_LENGTH"])
+    assert (f"The upload is {size:,} bytes, over this server&#x27;s limit of 20,000 bytes "
+            "(UPLOAD_MAX_BYTES); nothing was imported.") in response.content.decode()
+    assert snapshot() == before
+    small = write_zip(tmp_path / "small.zip", write_faces(tmp_path / "f", fer_faces[160:162]))
+    assert small.stat().st_size < 20_000
+    with small.open("rb") as fileobj:  # under the limit, an upload imports as before
+        response = client.post("/staff/import/", {"csrfmiddlewaretoken": token, "zip_file": fileobj,
+                                                  "name": "small", "min_face": "0"})
+    assert response.status_code == 200 and "Imported 2 image(s) into test set &#x27;small&#x27;" in (
+        response.content.decode())
+
+
+@pytest.mark.parametrize("limit, data, message", [
+    ({"DATA_UPLOAD_MAX_MEMORY_SIZE": 1000}, {"name": "x" * 5000},
+     "The request was refused: its form fields are larger than this server accepts "
+     "(DATA_UPLOAD_MAX_MEMORY_SIZE, 1,000 bytes); nothing was stored."),
+    ({"DATA_UPLOAD_MAX_NUMBER_FIELDS": 5}, {f"field{n}": "x" for n in range(10)},
+     "The request was refused: it has more form fields than this server accepts "
+     "(DATA_UPLOAD_MAX_NUMBER_FIELDS, 5); nothing was stored."),
+])
+def test_a_request_over_djangos_own_limits_gets_a_400_that_names_the_limit(
+        study, django_user_model, settings, limit, data, message):
+    for name, value in limit.items():
+        setattr(settings, name, value)
+    client = Client()
+    client.force_login(django_user_model.objects.get(username="boss"))
+    before = snapshot()
+    response = client.post("/staff/import/", data)
+    assert response.status_code == 400
+    assert response["Content-Type"] == "text/plain; charset=utf-8"
+    assert response.content.decode() == message
     assert snapshot() == before
 
 
@@ -532,7 +603,7 @@ def test_odd_query_strings_get_a_page_or_a_clear_400_never_a_500(
             assert response.status_code == 400 and problem in response.json()["error"], data
         else:
             assert response.status_code == 200 and response.json()["vote"]["label"] == "neutral"
-    assert client.get(f"/images/{huge}/").status_code == 404
+    assert client.get(f"/label/{STUDY}/images/{huge}/").status_code == 404
     client.force_login(django_user_model.objects.get(username="boss"))
     for url, problem in [
         (f"/staff/export/{STUDY}/zip/?balanced=on&seed=-1", "Bad export options"),

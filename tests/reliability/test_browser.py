@@ -236,3 +236,34 @@ def test_staff_watch_the_live_demo_play_a_stored_video(browser, live_server, fac
     tab.shot("live-demo")
     tab.context.close()
     assert tab.errors == []
+
+
+def test_an_annotator_labels_while_the_live_demo_plays(browser, live_server, faces, settings, tmp_path):
+    """A stream holds a server thread for as long as it plays; the annotator is answered anyway."""
+    from django.core.management import call_command
+    from playwright.sync_api import expect
+
+    from live.streams import SLOTS
+
+    settings.LIVE_VIDEO_DIR = tmp_path / "live"
+    call_command("demo_video", "--per-label", "1", "--out", str(tmp_path / "live" / "demo-faces.avi"))
+    watching = Page(browser, live_server.url, "live-while-voting")
+    watching.log_in("boss", "pw-boss-browser")
+    watching.page.goto("/live/?source=demo-faces.avi&model=bkvgg12&spectrum=bin3&prediction_sense=0.35"
+                       "&tracking_sense=60&prediction_every=3&label_every=9&loop=on", wait_until="commit")
+    watching.page.wait_for_function("() => { const i = document.querySelector('img.live-stream');"
+                                    " return i && i.naturalWidth === 480; }")
+    assert SLOTS.playing == 1
+
+    labelling = Page(browser, live_server.url, "voting-while-live")
+    labelling.log_in("ann", "pw-ann-browser")
+    count = labelling.page.locator(".count")
+    for done, key in enumerate("123", start=1):
+        labelling.page.keyboard.press(key)
+        expect(count).to_have_text(f"{done} / {N_IMAGES}")
+    assert Vote.objects.filter(annotator__username="ann").count() == 3
+    assert SLOTS.playing == 1  # the stream played on all along
+    labelling.shot("labelled-while-live")
+    labelling.context.close()
+    watching.context.close()
+    assert labelling.errors == [] and watching.errors == []

@@ -9,14 +9,10 @@ that replays to the stored votes.
 """
 from __future__ import annotations
 
-import http.cookiejar
 import json
 import random
 import re
 import threading
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -27,6 +23,7 @@ from django.urls import resolve
 from annotator.importing import import_testset
 from annotator.models import Vote, VoteEvent
 from tests.annotator.helpers import write_faces
+from tests.http_client import TIMEOUT, HttpClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,46 +31,6 @@ N_CLIENTS = 12
 N_IMAGES = 6
 TESTSET = "crowd"
 LABELS = ["negative", "neutral", "positive"]
-TIMEOUT = 60
-
-
-class Client:
-    """One annotator's browser: a cookie jar and urllib, nothing else."""
-
-    def __init__(self, base_url: str, username: str, password: str):
-        self.base_url = base_url
-        self.username, self.password = username, password
-        self.jar = http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
-
-    def csrf_cookie(self) -> str:
-        return next(c.value for c in self.jar if c.name == "csrftoken")
-
-    def send(self, method: str, path: str, data: dict | None = None, *, as_json: bool = True):
-        """(status, final url, body); redirects are followed as a browser would."""
-        body = urllib.parse.urlencode(data or {}).encode() if method == "POST" else None
-        request = urllib.request.Request(self.base_url + path, data=body, method=method)
-        if as_json:
-            request.add_header("Accept", "application/json")
-        if method == "POST":
-            request.add_header("X-CSRFToken", self.csrf_cookie())
-        try:
-            with self.opener.open(request, timeout=TIMEOUT) as response:
-                return response.status, response.geturl(), response.read().decode()
-        except urllib.error.HTTPError as error:
-            return error.code, error.geturl(), error.read().decode()
-
-    def log_in(self):
-        status, _, page = self.send("GET", "/accounts/login/", as_json=False)
-        assert status == 200
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
-        status, url, _ = self.send(
-            "POST", "/accounts/login/",
-            {"username": self.username, "password": self.password, "csrfmiddlewaretoken": token},
-            as_json=False,
-        )
-        # The only test set: home sends an annotator straight to its labelling page.
-        assert status == 200 and url.endswith(f"/label/{TESTSET}/"), (self.username, status, url)
 
 
 class Expected:
@@ -123,10 +80,12 @@ def plan(seed: int, images: list[int]) -> list[tuple]:
     return steps
 
 
-def run_client(client: Client, steps, expected: Expected, start: threading.Barrier, json_api: bool):
+def run_client(client: HttpClient, steps, expected: Expected, start: threading.Barrier, json_api: bool):
     """Carry out ``steps`` and check each answer against ``expected``; return problems found."""
     problems = []
-    client.log_in()
+    landed = client.log_in()
+    # The only test set: home sends an annotator straight to its labelling page.
+    assert landed.endswith(f"/label/{TESTSET}/"), (client.username, landed)
     start.wait(timeout=TIMEOUT)
     base = f"/label/{TESTSET}/"
     for step in steps:
@@ -203,7 +162,7 @@ def crowd(live_server, tmp_path, fer_faces):
 def test_twelve_annotators_voting_at_once_lose_and_duplicate_nothing(live_server, crowd):
     testset, people = crowd
     images = sorted(testset.images.values_list("id", flat=True))
-    clients = [Client(live_server.url, user.username, f"pw-{user.username}-x9") for user in people]
+    clients = [HttpClient(live_server.url, user.username, f"pw-{user.username}-x9") for user in people]
     expected = {c.username: Expected() for c in clients}
     steps = {c.username: plan(seed, images) for seed, c in enumerate(clients)}
     start = threading.Barrier(N_CLIENTS)

@@ -17,6 +17,7 @@ from itertools import product
 from pathlib import Path
 
 import pytest
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
 from django.test import Client
@@ -43,6 +44,10 @@ STAFF_NOT_200 = {
     "admin:login": (302, "already logged in: on to the admin index"),
     "admin:annotator_vote_add": (403, "votes are written by labelling and import only"),
     "admin:annotator_voteevent_add": (403, "the vote history is append-only"),
+    # django-axes records login failures, lock-outs and logins itself; the admin only shows them.
+    "admin:axes_accessattempt_add": (403, "written by django-axes only"),
+    "admin:axes_accesslog_add": (403, "written by django-axes only"),
+    "admin:axes_accessfailurelog_add": (403, "written by django-axes only"),
     "admin:autocomplete": (403, "no admin uses autocomplete fields"),
     "admin:view_on_site": (404, "no model has a public page"),
     "admin (catch-all)": (404, "an admin URL that does not exist"),
@@ -128,12 +133,17 @@ def objects(study, django_user_model, monkeypatch, tmp_path):
     monkeypatch.delenv("FERML_MODEL_DIR", raising=False)
     image = study.images.order_by("key").first()
     annotator = django_user_model.objects.get(username=ANNOTATOR[0])
+    login = {"username": annotator.username, "ip_address": "192.0.2.1", "user_agent": "test",
+             "http_accept": "*/*", "path_info": "/accounts/login/"}
     return {
         "testset": study, "image": image, "annotator": annotator,
         StoredTestSet: study, Image: image, django_user_model: annotator,
         Vote: Vote.objects.filter(image__testset=study).first(),
         VoteEvent: VoteEvent.objects.first(),
         apps.get_model("auth", "Group"): apps.get_model("auth", "Group").objects.create(name="helpers"),
+        AccessAttempt: AccessAttempt.objects.create(**login, get_data="", post_data="", failures_since_start=1),
+        AccessLog: AccessLog.objects.create(**login),
+        AccessFailureLog: AccessFailureLog.objects.create(**login),
     }
 
 
@@ -187,8 +197,13 @@ def test_each_visitor_gets_what_their_role_allows(objects, django_user_model, ro
     for url in all_urls(objects):
         response = client.get(url.path)
         status, location = expected(role, url)
+        content_type = response.get("Content-Type", "")
         if response.status_code != status:
             wrong.append(f"{url.name} {url.path}: {response.status_code}, expected {status}")
+        elif content_type.startswith("text/") and "charset=" not in content_type:
+            wrong.append(f"{url.name} {url.path}: {content_type} names no charset")
+        elif "script-src 'self'" not in response.get("Content-Security-Policy", ""):
+            wrong.append(f"{url.name} {url.path}: no Content-Security-Policy")
         elif location and not response["Location"].startswith(location):
             wrong.append(f"{url.name} {url.path}: redirects to {response['Location']}, expected {location}")
         elif role == "annotator" and status == 200:
@@ -210,6 +225,30 @@ def test_plain_staff_without_admin_rights_can_use_every_app_page(objects, django
         status = expected("staff", url)[0]
         if client.get(url.path).status_code != status:
             wrong.append(f"{url.name} {url.path}: {client.get(url.path).status_code}, expected {status}")
+    assert wrong == []
+
+
+INLINE = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>|<style\b|\sstyle=|\son[a-z]+=", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("role", ["anonymous", "annotator", "staff"])
+def test_no_page_needs_inline_script_or_style(objects, django_user_model, role):
+    """The Content-Security-Policy runs no inline script or style: no page may have any."""
+    client = client_for(role, django_user_model)
+    policy = client.get("/accounts/login/")["Content-Security-Policy"]
+    assert set(policy.split("; ")) == {
+        "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:",
+        "object-src 'none'", "base-uri 'none'", "form-action 'self'", "frame-ancestors 'none'"}
+    wrong = []
+    for url in all_urls(objects):
+        response = client.get(url.path)
+        if not response.get("Content-Type", "").startswith("text/html") or response.streaming:
+            continue
+        if "attachment" in response.get("Content-Disposition", ""):
+            continue  # a file to save (the HTML report), not a page of this site
+        found = INLINE.findall(response.content.decode())
+        if found:
+            wrong.append(f"{url.name} {url.path}: {found[:3]}")
     assert wrong == []
 
 
@@ -270,7 +309,7 @@ def test_an_annotator_sees_only_their_own_progress(objects, django_user_model):
 
 def manage(*args, **env) -> subprocess.Popen:
     """``manage.py ARGS`` with only ``env`` of the production variables set."""
-    unset = ("SECRET_KEY", "ALLOWED_HOSTS", "DEBUG")
+    unset = ("SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "DEBUG")
     environment = {k: v for k, v in os.environ.items() if k not in unset} | env
     return subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, text=True,
                             env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -288,6 +327,7 @@ def deploy_check():
         DJANGO_SETTINGS_MODULE="config.settings.production",
         SECRET_KEY=secrets.token_urlsafe(50),  # 67 characters; the check wants 50 or more
         ALLOWED_HOSTS="fer.example.org",
+        DATABASE_URL="postgres://fer:secret@127.0.0.1:5432/fer",  # named, not connected to
     )
     yield process
     if process.poll() is None:
@@ -301,9 +341,16 @@ def test_production_settings_pass_the_deploy_check(deploy_check):
     assert out == "System check identified no issues (0 silenced).\n" and err == ""
 
 
-def test_production_refuses_to_start_without_a_secret_key():
-    process = manage("check", DJANGO_SETTINGS_MODULE="config.settings.production",
-                     ALLOWED_HOSTS="fer.example.org")
+@pytest.mark.parametrize("missing, message", [
+    ("SECRET_KEY", "Set the SECRET_KEY environment variable for production."),
+    ("DATABASE_URL", "Set the DATABASE_URL environment variable for production "
+                     "(for example postgres://fer:PASSWORD@127.0.0.1:5432/fer)."),
+])
+def test_production_refuses_to_start_without_a_secret_key_or_a_database(missing, message):
+    given = {"SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "fer.example.org",
+             "DATABASE_URL": "postgres://fer:secret@127.0.0.1:5432/fer"}
+    del given[missing]
+    process = manage("check", DJANGO_SETTINGS_MODULE="config.settings.production", **given)
     _, err = process.communicate(timeout=300)
     assert process.returncode != 0
-    assert "Set the SECRET_KEY environment variable for production." in err
+    assert err.rstrip().endswith(f"django.core.exceptions.ImproperlyConfigured: {message}")

@@ -1,10 +1,16 @@
 from django.contrib import admin
-from django.db.models import Count
+from django.db.models import F, Func, IntegerField, OuterRef, Subquery
 from django.utils.html import format_html
 from django.urls import reverse
 
 from .models import Image, TestSet, Vote, VoteEvent
 from .voting import do_delete_vote
+
+
+def _count(queryset) -> Subquery:
+    """The number of rows of ``queryset`` (filtered by an OuterRef) as a subquery."""
+    counted = queryset.order_by().annotate(n=Func(F("pk"), function="COUNT")).values("n")
+    return Subquery(counted, output_field=IntegerField())
 
 
 @admin.register(TestSet)
@@ -13,8 +19,11 @@ class TestSetAdmin(admin.ModelAdmin):
     search_fields = ["name", "description"]
 
     def get_queryset(self, request):
+        # Counted per listed row by subqueries (a join of images and votes would be counted
+        # for every test set and vote before the page is cut).
         return super().get_queryset(request).annotate(
-            _images=Count("images", distinct=True), _votes=Count("images__votes", distinct=True)
+            _images=_count(Image.objects.filter(testset=OuterRef("pk"))),
+            _votes=_count(Vote.objects.filter(testset=OuterRef("pk"))),
         )
 
     @admin.display(ordering="_images", description="images")
@@ -39,7 +48,7 @@ class ImageAdmin(admin.ModelAdmin):
         css = {"all": ["annotator/admin.css"]}  # no inline style: the Content-Security-Policy forbids it
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(_votes=Count("votes"))
+        return super().get_queryset(request).annotate(_votes=_count(Vote.objects.filter(image=OuterRef("pk"))))
 
     @admin.display(ordering="_votes", description="votes")
     def n_votes(self, obj):
@@ -59,6 +68,7 @@ class VoteAdmin(admin.ModelAdmin):
     every change; a deletion here is recorded as VoteEvent(delete)."""
 
     list_display = ["image", "annotator", "label", "time_spent_ms", "updated_at"]
+    ordering = ["-id"]  # newest first, along the primary key: no sort of every vote
     list_filter = ["image__testset", "annotator", "label"]
     search_fields = ["image__key", "annotator__username"]
     list_select_related = ["image__testset", "annotator"]
@@ -83,6 +93,7 @@ class VoteEventAdmin(admin.ModelAdmin):
     """The append-only history; nobody edits it."""
 
     list_display = ["at", "action", "annotator", "image", "label", "previous_label"]
+    ordering = ["-id"]
     list_filter = ["action", "image__testset", "annotator", "label"]
     search_fields = ["image__key", "annotator__username"]
     list_select_related = ["image__testset", "annotator"]

@@ -7,7 +7,10 @@ class AnnotatorConfig(AppConfig):
     verbose_name = "Annotator"
 
     def ready(self):
+        from . import jobs
+        from .importing import VOTE_IMPORT_JOB, vote_import_job
         from .models import Image
         from .signals import delete_image_file
 
         post_delete.connect(delete_image_file, sender=Image, dispatch_uid="annotator.delete_image_file")
+        jobs.register(VOTE_IMPORT_JOB, vote_import_job)

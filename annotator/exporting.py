@@ -6,6 +6,10 @@ is flattened into one file name (``a/b.png`` becomes ``a__b.png``) so that its f
 always its label; images nobody voted on stay out of the folders. The raw votes csv is exactly what ``import_votes``
 reads, so a study can be backed up and restored. Every csv cell that a spreadsheet would
 run as a formula is written with a quote before it (``spreadsheet.py``).
+
+The database counts the votes per image and label, so an export reads one row per image,
+not one per vote; the web downloads are streamed (``iter_*``) and start at once, whatever
+the size of the study.
 """
 from __future__ import annotations
 
@@ -14,16 +18,21 @@ import json
 import random
 import shutil
 import zipfile
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, TextIO
 
+from collections.abc import Iterator
+from datetime import datetime
+
+from django.core.files.storage import default_storage
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from .errors import InputError
-from .majority import ImageMajority, image_majority
-from .models import LABELS, Image, TestSet, Vote
+from .majority import ImageMajority, majority_of_counts
+from .models import LABELS, TestSet, Vote
 from .spreadsheet import SafeWriter
 
 CSV_COLUMNS = ["image", "majority", *LABELS, "n_votes", "agreement", "tie"]
@@ -38,8 +47,21 @@ _STORED_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp"}
 
 
 @dataclass(frozen=True)
+class StoredImage:
+    """What an export needs of an image: its id, key, stored file and import time."""
+
+    pk: int
+    key: str
+    file: str  # its name in the default storage
+    created_at: datetime
+
+    def open(self):
+        return default_storage.open(self.file, "rb")
+
+
+@dataclass(frozen=True)
 class ExportRow:
-    image: Image
+    image: StoredImage
     majority: ImageMajority
 
     @property
@@ -57,14 +79,14 @@ class ExportRow:
         return f"{self.folder}/{flat_name(self.image)}"
 
 
-def flat_name(image: Image) -> str:
+def flat_name(image: StoredImage) -> str:
     """The key as one file name with the stored format's suffix.
 
     Readers of class-per-folder data sets (ferml included) take an image's immediate
     folder as its label, so subfolders of the key become part of the name.
     """
     name = image.key.replace("/", FOLDER_SEPARATOR)
-    suffix = PurePosixPath(image.file.name).suffix
+    suffix = PurePosixPath(image.file).suffix
     if PurePosixPath(name).suffix.lower() != suffix:
         name += suffix  # a cropped face is stored as PNG whatever the source was
     return name
@@ -78,12 +100,17 @@ class Export:
 
 def testset_rows(testset: TestSet) -> list[ExportRow]:
     """One row per image of ``testset``, by key, with its majority over all votes."""
-    labels = defaultdict(list)
-    for image_id, label in Vote.objects.filter(image__testset=testset).values_list("image_id", "label"):
-        labels[image_id].append(label)
+    per_label = {f"n{i}": Count("id", filter=Q(label=label)) for i, label in enumerate(LABELS)}
+    counts = {
+        image_id: dict(zip(LABELS, numbers))
+        for image_id, *numbers in Vote.objects.filter(testset=testset).order_by().values("image_id")
+        .annotate(**per_label).values_list("image_id", *per_label)
+    }
+    no_votes = dict.fromkeys(LABELS, 0)
+    images = testset.images.order_by("key").values_list("id", "key", "file", "created_at")
     return [
-        ExportRow(image, image_majority(labels.get(image.pk, []), LABELS))
-        for image in testset.images.order_by("key")
+        ExportRow(StoredImage(*image), majority_of_counts(counts.get(image[0], no_votes)))
+        for image in images
     ]
 
 
@@ -148,6 +175,20 @@ def build_export(testset: TestSet, *, balanced: bool = False, seed: int = 0) -> 
 
 def write_testset_csv(rows: list[ExportRow], out: TextIO, *, files: list[str] | None = None) -> None:
     """The per-image csv; ``files`` (paths inside a zip) adds the ``file`` column."""
+    for _ in _testset_csv(rows, out, files):
+        pass
+
+
+def iter_testset_csv(rows: list[ExportRow]) -> Iterator[str]:
+    """The per-image csv in pieces, for a streamed download."""
+    buffer = _Pieces()
+    for _ in _testset_csv(rows, buffer):
+        if buffer.size >= _PIECE:
+            yield buffer.take()
+    yield buffer.take()
+
+
+def _testset_csv(rows, out, files=None) -> Iterator[None]:
     writer = SafeWriter(out)
     writer.writerow(CSV_COLUMNS if files is None else ZIP_CSV_COLUMNS)
     for n, row in enumerate(rows):
@@ -156,6 +197,7 @@ def write_testset_csv(rows: list[ExportRow], out: TextIO, *, files: list[str] | 
         line = [row.image.key, m.label or "", *(m.counts[label] for label in LABELS),
                 m.n_votes, agreement, int(m.tie)]
         writer.writerow(line if files is None else [*line, files[n]])
+        yield
 
 
 def zip_names(rows: list[ExportRow]) -> list[str]:
@@ -173,20 +215,63 @@ def zip_names(rows: list[ExportRow]) -> list[str]:
 
 
 def write_testset_zip(export: Export, out: BinaryIO) -> None:
+    for _ in _testset_zip(export, out):
+        pass
+
+
+def iter_testset_zip(export: Export) -> Iterator[bytes]:
+    """The zip in pieces as it is written, for a streamed download (no temporary file)."""
+    buffer = _Pieces(binary=True)
+    for _ in _testset_zip(export, buffer):
+        if buffer.size >= _PIECE:
+            yield buffer.take()
+    yield buffer.take()
+
+
+def _testset_zip(export: Export, out) -> Iterator[None]:
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        names = zip_names(export.rows)
         text = io.StringIO()
-        write_testset_csv(export.rows, text, files=zip_names(export.rows))
+        write_testset_csv(export.rows, text, files=names)
         archive.writestr(ZIP_CSV_NAME, text.getvalue())
         archive.writestr(ZIP_METADATA_NAME, json.dumps(export.metadata, indent=2) + "\n")
-        for row, name in zip(export.rows, zip_names(export.rows)):
+        yield
+        for row, name in zip(export.rows, names):
             if not name:
                 continue
             suffix = PurePosixPath(name).suffix.lower()
             kind = zipfile.ZIP_STORED if suffix in _STORED_SUFFIXES else zipfile.ZIP_DEFLATED
             info = zipfile.ZipInfo(name, date_time=row.image.created_at.timetuple()[:6])
             info.compress_type = kind
-            with row.image.file.open("rb") as src, archive.open(info, "w") as dst:
+            with row.image.open() as src, archive.open(info, "w") as dst:
                 shutil.copyfileobj(src, dst)
+            yield
+
+
+# A streamed download is sent in pieces of about this many bytes (or characters).
+_PIECE = 256 * 1024
+
+
+class _Pieces:
+    """A write-only file (text, or bytes with ``binary``) that keeps what is written until
+    it is taken: what a streamed download sends next."""
+
+    def __init__(self, binary: bool = False):
+        self.empty = b"" if binary else ""
+        self.parts, self.size = [], 0
+
+    def write(self, data):
+        self.parts.append(bytes(data) if self.empty == b"" else data)
+        self.size += len(data)
+        return len(data)
+
+    def flush(self):
+        pass
+
+    def take(self):
+        joined = self.empty.join(self.parts)
+        self.parts, self.size = [], 0
+        return joined
 
 
 def export_testset(testset: TestSet, out: str | Path, *, balanced: bool = False, seed: int = 0) -> Export:
@@ -211,18 +296,30 @@ def export_testset(testset: TestSet, out: str | Path, *, balanced: bool = False,
 
 def write_votes_csv(testset: TestSet, out: TextIO) -> int:
     """Every vote of ``testset`` as ``image,annotator,label`` (the import_votes format)."""
+    return sum(1 for _ in _votes_csv(testset, out))
+
+
+def iter_votes_csv(testset: TestSet) -> Iterator[str]:
+    """The votes csv in pieces, read from the database as they are sent."""
+    buffer = _Pieces()
+    for _ in _votes_csv(testset, buffer):
+        if buffer.size >= _PIECE:
+            yield buffer.take()
+    yield buffer.take()
+
+
+def _votes_csv(testset: TestSet, out) -> Iterator[None]:
+    """Writes the header, then each vote, yielding after each vote."""
     writer = SafeWriter(out)
     writer.writerow(VOTE_COLUMNS)
     votes = (
-        Vote.objects.filter(image__testset=testset)
+        Vote.objects.filter(testset=testset)
         .order_by("image__key", "annotator__username")
         .values_list("image__key", "annotator__username", "label")
     )
-    n = 0
-    for row in votes.iterator():
+    for row in votes.iterator(chunk_size=5000):
         writer.writerow(row)
-        n += 1
-    return n
+        yield
 
 
 def export_votes(testset: TestSet, out: str | Path) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from ferml.labels import BIN3
 
@@ -39,7 +39,13 @@ def image_majority(votes: Iterable[str], labels: Sequence[str] = BIN3) -> ImageM
     unknown = set(tally) - set(labels)
     if unknown:
         raise ValueError(f"unknown label(s) {sorted(unknown)}; expected one of {list(labels)}")
-    counts = {label: tally.get(label, 0) for label in labels}
+    return majority_of_counts({label: tally.get(label, 0) for label in labels})
+
+
+def majority_of_counts(counts: Mapping[str, int]) -> ImageMajority:
+    """``image_majority`` from the number of votes per label (every label of the set, in
+    order), as the database counts them for a whole test set at once."""
+    counts = dict(counts)
     n_votes = sum(counts.values())
     if n_votes == 0:
         return ImageMajority(label=None, counts=counts, n_votes=0, tie=False)

@@ -4,8 +4,11 @@ A vote is one row per (image, annotator), enforced by the database. Every change
 vote (cast, change, undo, import) is appended to ``VoteEvent`` so nothing is silently
 overwritten.
 """
+import json
+
 from django.conf import settings
 from django.db import models
+from django.utils.functional import cached_property
 
 from ferml.labels import BIN3
 
@@ -57,6 +60,9 @@ class Image(models.Model):
             models.UniqueConstraint(fields=["testset", "key"], name="unique_image_key_per_testset"),
             models.UniqueConstraint(fields=["testset", "sha256"], name="unique_image_content_per_testset"),
         ]
+        # How many images a test set has and its newest one, without reading the table: the
+        # labelling page checks that its cached order of the images is still whole.
+        indexes = [models.Index(fields=["testset", "id"], name="image_testset_id")]
 
     def __str__(self):
         return f"{self.testset.name}:{self.key}"
@@ -86,24 +92,56 @@ class RepeatedFile(models.Model):
         return f"{self.testset.name}:{self.key} (same content as {self.image.key})"
 
 
+class VoteQuerySet(models.QuerySet):
+    def bulk_create(self, objs, *args, **kwargs):
+        """As Django's, with each vote's test set filled in from its image (``Vote.save`` does
+        the same for one vote)."""
+        objs = list(objs)
+        for vote in objs:
+            vote.fill_testset()
+        return super().bulk_create(objs, *args, **kwargs)
+
+
 class Vote(models.Model):
-    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="votes")
-    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="votes")
+    # The unique (image, annotator) index and the indexes below serve every lookup by image,
+    # annotator or test set, so the foreign keys need no index of their own (fewer indexes
+    # to update on each vote).
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="votes", db_index=False)
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="votes",
+                                  db_index=False)
+    # Always the image's test set (filled in on save): the staff pages count a test set's
+    # votes, and the labelling page an annotator's, without a join over every image.
+    testset = models.ForeignKey(TestSet, on_delete=models.CASCADE, related_name="votes", db_index=False,
+                                editable=False)
     label = models.CharField(max_length=10, choices=Label.choices)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     time_spent_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    objects = VoteQuerySet.as_manager()
 
     class Meta:
         ordering = ["image", "annotator"]
         constraints = [
             models.UniqueConstraint(fields=["image", "annotator"], name="one_vote_per_image_and_annotator"),
         ]
-        # Undo looks up an annotator's most recent vote.
-        indexes = [models.Index(fields=["annotator", "updated_at"], name="vote_annotator_updated")]
+        indexes = [
+            # Undo looks up an annotator's most recent vote.
+            models.Index(fields=["annotator", "updated_at"], name="vote_annotator_updated"),
+            # An annotator's progress in a test set; the dashboard's figures per annotator.
+            models.Index(fields=["testset", "annotator"], name="vote_testset_annotator"),
+        ]
 
     def __str__(self):
         return f"{self.annotator} -> {self.image}: {self.label}"
+
+    def fill_testset(self):
+        if self.testset_id is None and self.image_id is not None:
+            self.testset_id = self.image.testset_id
+
+    def save(self, *args, **kwargs):
+        self.fill_testset()
+        super().save(*args, **kwargs)
 
 
 class VoteEvent(models.Model):
@@ -126,3 +164,66 @@ class VoteEvent(models.Model):
 
     class Meta:
         ordering = ["at", "id"]
+
+
+class Job(models.Model):
+    """Work done in the background and kept: a large vote upload, a benchmark report.
+
+    The page that started a job shows its progress while it runs and its result (or the
+    error, a sentence for the user) afterwards; ``annotator.jobs`` runs it.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    kind = models.CharField(max_length=40)
+    # What the job computes, so that a page finds it again (a report's choices, hashed).
+    key = models.CharField(max_length=64, blank=True)
+    testset = models.ForeignKey(TestSet, on_delete=models.CASCADE, null=True, blank=True, related_name="jobs")
+    options = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    stage = models.CharField(max_length=200, blank=True)
+    done = models.PositiveBigIntegerField(default=0)
+    total = models.PositiveBigIntegerField(null=True, blank=True)
+    # What the job returned, as JSON text (text, not a JSON column: that keeps the order of keys).
+    result_json = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["kind", "testset", "key", "created_at"], name="job_lookup")]
+
+    def __str__(self):
+        return f"{self.kind} #{self.pk} ({self.status})"
+
+    @cached_property
+    def result(self):
+        return json.loads(self.result_json) if self.result_json else None
+
+    def refresh_from_db(self, *args, **kwargs):
+        self.__dict__.pop("result", None)
+        super().refresh_from_db(*args, **kwargs)
+
+    @property
+    def active(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+
+    @property
+    def percent(self) -> int | None:
+        return round(100 * self.done / self.total) if self.total else None
+
+    @property
+    def seconds(self) -> float | None:
+        """How long it ran, once finished."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()

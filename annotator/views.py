@@ -3,25 +3,26 @@
 Annotators see images and their own progress only, never anyone's votes or a majority;
 everything else here is staff only.
 """
-import tempfile
-from io import StringIO
 from pathlib import PurePosixPath
 
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
-from . import dashboard, exporting, importing, voting
+from . import dashboard, exporting, importing, jobs, voting
 from .access import staff_required
 from .errors import InputError, text_response
 from .forms import ExportForm, ImportImagesForm, ImportVotesForm
-from .models import Image, TestSet
+from .models import Image, Job, TestSet
+
+# Background vote imports the import page lists, newest first.
+RECENT_VOTE_IMPORTS = 5
 
 
 def _wants_json(request) -> bool:
@@ -91,8 +92,10 @@ def label(request, testset):
 @login_required
 @require_POST
 def vote(request, testset):
-    testset = get_object_or_404(TestSet, name=testset)
-    image = Image.objects.filter(testset=testset, pk=_int_or_none(request.POST.get("image"))).first()
+    # The image and its test set in one query; the test set alone only when there is no image.
+    image = (Image.objects.select_related("testset")
+             .filter(testset__name=testset, pk=_int_or_none(request.POST.get("image"))).first())
+    testset = image.testset if image is not None else get_object_or_404(TestSet, name=testset)
     try:
         if image is None:
             raise InputError(f"No such image in test set {testset.name!r}.")
@@ -186,10 +189,15 @@ def staff_import(request):
         votes_form = ImportVotesForm(request.POST, request.FILES)
         if votes_form.is_valid():
             data = votes_form.cleaned_data
+            upload = data["csv_file"]
             try:
-                result = importing.import_votes(
-                    data["csv_file"], testset=data["testset"], overwrite=data["overwrite"]
-                )
+                if upload.size > settings.VOTE_UPLOAD_IN_REQUEST_MAX_BYTES:
+                    importing.queue_vote_import(upload, testset=data["testset"], overwrite=data["overwrite"],
+                                                user=request.user)
+                    messages.info(request, f"{upload.name} ({upload.size:,} bytes) is imported in the "
+                                           "background; its report appears below when it is done.")
+                    return redirect("annotator:import")
+                result = importing.import_votes(upload, testset=data["testset"], overwrite=data["overwrite"])
             except InputError as exc:
                 _add_errors(votes_form, "csv_file", exc)
             else:
@@ -199,8 +207,12 @@ def staff_import(request):
                 return redirect("annotator:dashboard")
     elif request.method == "POST":
         messages.error(request, "Choose a file to upload.")
+    vote_jobs = [jobs.current(job) for job in Job.objects.filter(kind=importing.VOTE_IMPORT_JOB)
+                 .select_related("testset")[:RECENT_VOTE_IMPORTS]]
     return render(request, "annotator/import.html", {
         "images_form": images_form, "votes_form": votes_form, "report": report,
+        "vote_jobs": vote_jobs, "refresh": any(job.active for job in vote_jobs),
+        "inline_limit": settings.VOTE_UPLOAD_IN_REQUEST_MAX_BYTES,
     }, status=status)
 
 
@@ -216,22 +228,15 @@ def staff_export(request, testset, kind):
     balanced, seed = form.cleaned_data["balanced"], form.cleaned_data["seed"] or 0
     stem = f"{testset.name}-balanced-seed{seed}" if balanced else testset.name
     if kind == "votes":
-        out = StringIO()
-        exporting.write_votes_csv(testset, out)
-        return _download(out.getvalue().encode(), f"{testset.name}-votes.csv", "text/csv")
+        return _download(exporting.iter_votes_csv(testset), f"{testset.name}-votes.csv", "text/csv")
     try:
         export = exporting.build_export(testset, balanced=balanced, seed=seed)
     except InputError as exc:
         messages.error(request, str(exc))
         return redirect("annotator:dashboard")
     if kind == "csv":
-        out = StringIO()
-        exporting.write_testset_csv(export.rows, out)
-        return _download(out.getvalue().encode(), f"{stem}.csv", "text/csv")
-    spool = tempfile.TemporaryFile()
-    exporting.write_testset_zip(export, spool)
-    spool.seek(0)
-    return FileResponse(spool, as_attachment=True, filename=f"{stem}.zip", content_type="application/zip")
+        return _download(exporting.iter_testset_csv(export.rows), f"{stem}.csv", "text/csv")
+    return _download(exporting.iter_testset_zip(export), f"{stem}.zip", "application/zip")
 
 
 def _add_errors(form, field, exc):
@@ -240,8 +245,11 @@ def _add_errors(form, field, exc):
         form.add_error(field, line.strip())
 
 
-def _download(data: bytes, filename: str, content_type: str) -> HttpResponse:
-    response = HttpResponse(data, content_type=f"{content_type}; charset=utf-8")
+def _download(pieces, filename: str, content_type: str) -> StreamingHttpResponse:
+    """A file download sent as it is written (csv text is sent as UTF-8)."""
+    data = (piece.encode() if isinstance(piece, str) else piece for piece in pieces)
+    charset = "; charset=utf-8" if content_type.startswith("text/") else ""
+    response = StreamingHttpResponse(data, content_type=content_type + charset)
     response["Content-Disposition"] = f'attachment; filename="{PurePosixPath(filename).name}"'
     return response
 

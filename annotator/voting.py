@@ -7,10 +7,14 @@ double submission land on the one existing vote instead of creating a second or 
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
+import numpy as np
 from django.core import signing
 from django.db import transaction
+from django.db.models import Count, Max, Sum
 from django.utils import timezone
 
 from ferml.labels import canonical
@@ -97,7 +101,7 @@ def do_undo_last_vote(annotator, testset: TestSet) -> Vote | None:
     with transaction.atomic():
         vote = (
             Vote.objects.select_for_update(of=("self",))
-            .filter(annotator=annotator, image__testset=testset)
+            .filter(annotator=annotator, testset=testset)
             .order_by("-updated_at", "-id")
             .first()
         )
@@ -121,6 +125,18 @@ def do_delete_vote(vote: Vote) -> None:
 
 
 # --- what to show next ----------------------------------------------------------------
+#
+# Each annotator sees the images in an order of their own: by a hash of (annotator, image).
+# The order of a whole test set is computed once per server process and kept (``_Order``),
+# checked on each request against the test set's image count, newest id and id sum, which
+# any import or deletion changes. The next unlabelled images are then found by asking the
+# database about a few candidates at a time, never by reading every image or vote.
+
+# Candidates asked about per query; past the last, all of the annotator's votes are read once.
+_CANDIDATE_BATCHES = (32, 256)
+# Image ids a process keeps in orders (16 bytes each: 32 MB); past it the least recently
+# used order goes first (FER+'s 35,887 images: the orders of 55 annotators).
+_IDS_KEPT = 2_000_000
 
 
 def _rank(annotator_id: int, image_id: int) -> bytes:
@@ -133,24 +149,113 @@ def annotator_order(annotator, image_ids) -> list[int]:
     return sorted(image_ids, key=lambda image_id: _rank(annotator.pk, image_id))
 
 
+@dataclass(frozen=True)
+class _Order:
+    """One annotator's order of one test set's images."""
+
+    signature: tuple  # (number of images, newest id, sum of ids) when it was computed
+    ids: np.ndarray  # image ids in the annotator's order
+    ranks: np.ndarray  # their ranks as unsigned 64-bit numbers, ascending
+
+    @classmethod
+    def build(cls, annotator_id: int, image_ids, signature: tuple) -> "_Order":
+        ids = np.fromiter(image_ids, dtype=np.int64)
+        ranks = np.fromiter((int.from_bytes(_rank(annotator_id, int(i)), "big") for i in ids),
+                            dtype=np.uint64, count=len(ids))
+        by_rank = np.argsort(ranks, kind="stable")
+        return cls(signature, ids[by_rank], ranks[by_rank])
+
+    @property
+    def n_images(self) -> int:
+        return len(self.ids)
+
+    def position(self, annotator_id: int, image_id: int | None) -> int | None:
+        """Where ``image_id`` stands in the order; None when it is not an image of the test set."""
+        if image_id is None or not 0 < image_id < 2**63:
+            return None
+        rank = np.uint64(int.from_bytes(_rank(annotator_id, image_id), "big"))
+        at = int(np.searchsorted(self.ranks, rank))
+        while at < len(self.ranks) and self.ranks[at] == rank:
+            if self.ids[at] == image_id:
+                return at
+            at += 1
+        return None
+
+
+_orders: OrderedDict[tuple[int, int], _Order] = OrderedDict()
+_orders_lock = threading.Lock()
+
+
+def _image_signature(testset: TestSet) -> tuple:
+    figures = Image.objects.filter(testset=testset).aggregate(n=Count("id"), last=Max("id"), total=Sum("id"))
+    return figures["n"], figures["last"], figures["total"]
+
+
+def _order(annotator, testset: TestSet) -> _Order:
+    """``annotator``'s order of ``testset``, from this process's store when still whole."""
+    signature = _image_signature(testset)
+    key = (annotator.pk, testset.pk)
+    with _orders_lock:
+        order = _orders.get(key)
+        if order is not None and order.signature == signature:
+            _orders.move_to_end(key)
+            return order
+    image_ids = Image.objects.filter(testset=testset).order_by().values_list("id", flat=True)
+    order = _Order.build(annotator.pk, image_ids, signature)
+    with _orders_lock:
+        _orders[key] = order
+        _orders.move_to_end(key)
+        while len(_orders) > 1 and sum(o.n_images for o in _orders.values()) > _IDS_KEPT:
+            _orders.popitem(last=False)
+    return order
+
+
+def _unlabelled(annotator, testset: TestSet, order: _Order, start: int, count: int) -> list[int]:
+    """The first ``count`` images from position ``start`` on (round the circle) that
+    ``annotator`` has not labelled."""
+    n = order.n_images
+    found: list[int] = []
+    offset = 0
+    for batch in _CANDIDATE_BATCHES:
+        if offset >= n or len(found) >= count:
+            return found
+        candidates = [int(order.ids[(start + offset + k) % n]) for k in range(min(batch, n - offset))]
+        done = set(Vote.objects.filter(annotator=annotator, image_id__in=candidates).order_by()
+                   .values_list("image_id", flat=True))
+        found += [i for i in candidates if i not in done][: count - len(found)]
+        offset += len(candidates)
+    if offset < n and len(found) < count:
+        # A long run of labelled images ahead: read the annotator's votes here once.
+        done = set(Vote.objects.filter(annotator=annotator, testset=testset).order_by()
+                   .values_list("image_id", flat=True))
+        for k in range(offset, n):
+            image_id = int(order.ids[(start + k) % n])
+            if image_id not in done:
+                found.append(image_id)
+                if len(found) == count:
+                    break
+    return found
+
+
 def upcoming_images(annotator, testset: TestSet, *, after: int | None = None, count: int = 2) -> list[int]:
     """Ids of the next ``count`` images ``annotator`` has not labelled.
 
     The order is a circle: with ``after`` (the image just voted or skipped) the search
     starts behind it, so a skipped image comes back only after the others.
     """
-    order = annotator_order(annotator, Image.objects.filter(testset=testset).values_list("id", flat=True))
-    if after is not None and after in order:
-        at = order.index(after) + 1
-        order = order[at:] + order[:at]
-    done = set(Vote.objects.filter(annotator=annotator, image__testset=testset).values_list("image_id", flat=True))
-    return [image_id for image_id in order if image_id not in done][:count]
+    order = _order(annotator, testset)
+    return _upcoming(annotator, testset, order, after, count)
 
 
-def progress(annotator, testset: TestSet) -> Progress:
+def _upcoming(annotator, testset, order: _Order, after: int | None, count: int) -> list[int]:
+    at = order.position(annotator.pk, after)
+    return _unlabelled(annotator, testset, order, 0 if at is None else at + 1, count)
+
+
+def progress(annotator, testset: TestSet, *, total: int | None = None) -> Progress:
     return Progress(
-        done=Vote.objects.filter(annotator=annotator, image__testset=testset).count(),
-        total=testset.images.count(),
+        done=Vote.objects.filter(testset=testset, annotator=annotator).count(),
+        total=testset.images.count() if total is None else total,
     )
 
 
@@ -181,15 +286,14 @@ class LabellingState:
 def labelling_state(annotator, testset: TestSet, *, image_id: int | None = None,
                     after: int | None = None) -> LabellingState:
     """What the labelling page shows: a requested image, or the next unlabelled one."""
-    current = None
-    if image_id is not None:
-        current = Image.objects.filter(testset=testset, pk=image_id).first()
-    if current is not None:
-        upcoming = [i for i in upcoming_images(annotator, testset, after=current.pk, count=2) if i != current.pk]
-        preload_id = upcoming[0] if upcoming else None
+    order = _order(annotator, testset)
+    if order.position(annotator.pk, image_id) is not None:
+        upcoming = [i for i in _upcoming(annotator, testset, order, image_id, 2) if i != image_id]
+        current_id, preload_id = image_id, (upcoming[0] if upcoming else None)
     else:
-        upcoming = upcoming_images(annotator, testset, after=after, count=2)
-        current = Image.objects.get(pk=upcoming[0]) if upcoming else None
+        upcoming = _upcoming(annotator, testset, order, after, 2)
+        current_id = upcoming[0] if upcoming else None
         preload_id = upcoming[1] if len(upcoming) > 1 else None
-    preload = Image.objects.get(pk=preload_id) if preload_id else None
-    return LabellingState(current, preload, progress(annotator, testset))
+    images = Image.objects.in_bulk([i for i in (current_id, preload_id) if i is not None])
+    return LabellingState(images.get(current_id), images.get(preload_id),
+                          progress(annotator, testset, total=order.n_images))

@@ -6,9 +6,11 @@ class EvaluationConfig(AppConfig):
     verbose_name = "Evaluation"
 
     def ready(self):
+        from annotator import jobs
         from annotator.dashboard import add_section
 
         add_section("evaluation/_dashboard_agreement.html", dashboard_agreement)
+        jobs.register("benchmark", benchmark_job)
 
 
 def dashboard_agreement(testset) -> dict:
@@ -19,3 +21,10 @@ def dashboard_agreement(testset) -> dict:
     from .services import agreement_summary
 
     return summary_context(agreement_summary(testset))
+
+
+def benchmark_job(job, progress) -> dict:
+    """The staff report page's background job (``evaluation.reports``)."""
+    from .reports import compute
+
+    return compute(job, progress)

@@ -83,15 +83,20 @@ def agreement_block(votes: Votes, labels: Sequence[str]) -> dict:
 
     The benchmark report and the staff pages (``services.agreement_summary``) both show these.
     """
-    labels = list(labels)
-    frame = metrics.as_votes(votes, labels)
-    thesis_form = metrics.agreement_accuracy(frame, labels)
-    loo = metrics.loo_agreement(frame, labels)
+    return agreement_block_from_counts(metrics.vote_counts(votes, labels).to_numpy())
+
+
+def agreement_block_from_counts(counts: np.ndarray) -> dict:
+    """``agreement_block`` from an images x labels table of vote counts: every figure in it
+    depends on the counts alone, which the database can add up (``services.agreement_summary``)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    thesis_form = metrics.agreement_accuracy_from_counts(counts)
+    loo = metrics.loo_agreement_from_counts(counts)
     return {
         "accuracy": _number(thesis_form.accuracy),
         "loo_accuracy": _number(loo.accuracy),
-        "fleiss_kappa": _number(metrics.fleiss_kappa(frame, labels)),
-        "krippendorff_alpha": _number(metrics.krippendorff_alpha(frame, labels)),
+        "fleiss_kappa": _number(metrics.fleiss_kappa_from_counts(counts)),
+        "krippendorff_alpha": _number(metrics.krippendorff_alpha_from_counts(counts)),
         "n_votes_compared": thesis_form.n_compared,
         "n_votes_excluded_ties": thesis_form.n_excluded,
         "loo_n_compared": loo.n_compared,

@@ -116,11 +116,19 @@ def _unique_top(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def vote_summary(votes: Votes, labels: Sequence[str]) -> dict:
     """Size of a vote set: images with at least one vote, annotators, votes, tied images."""
     coded = _code(as_votes(votes, labels), labels)
-    _, has_majority = _unique_top(coded.counts)
+    return vote_summary_from_counts(coded.counts, len(coded.annotators))
+
+
+def vote_summary_from_counts(counts: np.ndarray, n_annotators: int) -> dict:
+    """``vote_summary`` from an images x labels table of vote counts (rows without a vote
+    are not images with a vote) and the number of annotators."""
+    counts = np.asarray(counts, dtype=np.int64)
+    counts = counts[counts.sum(axis=1) > 0]
+    _, has_majority = _unique_top(counts)
     return {
-        "n_images": int(len(coded.images)),
-        "n_annotators": int(len(coded.annotators)),
-        "n_votes": int(len(coded.label_idx)),
+        "n_images": int(len(counts)),
+        "n_annotators": int(n_annotators),
+        "n_votes": int(counts.sum()),
         "n_ties": int((~has_majority).sum()),
     }
 
@@ -147,11 +155,16 @@ def agreement_accuracy(votes: Votes, labels: Sequence[str]) -> Agreement:
     The voter's own vote counts, which inflates the figure (with 3 voters it cannot
     fall below 2/3); see ``loo_agreement``. Votes on tied images are ``n_excluded``.
     """
-    coded = _code(as_votes(votes, labels), labels)
-    _, has_majority = _unique_top(coded.counts)
-    per_image = coded.counts.sum(axis=1)
+    return agreement_accuracy_from_counts(_code(as_votes(votes, labels), labels).counts)
+
+
+def agreement_accuracy_from_counts(counts: np.ndarray) -> Agreement:
+    """``agreement_accuracy`` from an images x labels table of vote counts."""
+    counts = np.asarray(counts, dtype=np.int64)
+    _, has_majority = _unique_top(counts)
+    per_image = counts.sum(axis=1)
     return Agreement(
-        n_matching=int(coded.counts.max(axis=1, initial=0)[has_majority].sum()),
+        n_matching=int(counts.max(axis=1, initial=0)[has_majority].sum()),
         n_compared=int(per_image[has_majority].sum()),
         n_excluded=int(per_image[~has_majority].sum()),
     )
@@ -170,9 +183,27 @@ def loo_agreement(votes: Votes, labels: Sequence[str]) -> Agreement:
 
     A vote whose other votes tie, or that is the image's only vote, is ``n_excluded``.
     """
-    coded = _code(as_votes(votes, labels), labels)
-    compared, matching = _loo_outcome(coded)
-    return Agreement(int(matching.sum()), int(compared.sum()), int((~compared).sum()))
+    return loo_agreement_from_counts(_code(as_votes(votes, labels), labels).counts)
+
+
+def loo_agreement_from_counts(counts: np.ndarray) -> Agreement:
+    """``loo_agreement`` from an images x labels table of vote counts.
+
+    All of an image's votes for one label meet the same other votes (the image's counts
+    less one of that label), so they are compared as one group.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    matching = compared = total = 0
+    for label in range(counts.shape[1]):
+        group = counts[:, label] > 0
+        others = counts[group].copy()
+        others[:, label] -= 1
+        top, has_majority = _unique_top(others)
+        n = counts[group, label]
+        compared += int(n[has_majority].sum())
+        matching += int(n[has_majority & (top == label)].sum())
+        total += int(n.sum())
+    return Agreement(matching, compared, total - compared)
 
 
 def loo_agreement_by_annotator(votes: Votes, labels: Sequence[str]) -> dict[Hashable, Agreement]:

@@ -9,12 +9,13 @@ place shows the same figures.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from django.contrib.auth import get_user_model
+from django.db.models import Count, Q
 
 from annotator.errors import InputError
 from annotator.models import Image, RepeatedFile, TestSet, Vote
@@ -30,7 +31,7 @@ from .benchmark_core import (
     AUTO,
     DEFAULT_MIN_IMAGES,
     HoldoutChoice,
-    agreement_block,
+    agreement_block_from_counts,
     build_benchmark_result,
     hold_out,
     hold_out_all,
@@ -38,6 +39,15 @@ from .benchmark_core import (
 
 DEFAULT_LABEL_SET = "bin3"
 VOTE_COLUMNS = ["image", "annotator", "label"]
+# Images per call to a model: a multiple of the Predictor's batch (256), so the batches and
+# the results are those of one call; between calls the job's page hears the progress.
+PREDICT_CHUNK = 1024
+# progress(stage, done=0, total=None): how far a long computation is (the report's job).
+ProgressFn = Callable[..., None]
+
+
+def _no_progress(stage: str, done: int = 0, total: int | None = None) -> None:
+    pass
 
 
 class BenchmarkError(ValueError):
@@ -73,37 +83,54 @@ def testset_votes(testset: TestSet, label_set: str = DEFAULT_LABEL_SET) -> pd.Da
     non-positive).
     """
     label_names(label_set)
-    rows = Vote.objects.filter(image__testset=testset).values_list(
-        "image__key", "annotator__username", "label"
-    )
-    frame = pd.DataFrame.from_records(list(rows), columns=VOTE_COLUMNS)
+    rows = Vote.objects.filter(testset=testset).order_by().values_list("image_id", "annotator_id", "label")
+    frame = pd.DataFrame.from_records(list(rows), columns=["image_id", "annotator_id", "label"])
+    keys = dict(Image.objects.filter(testset=testset).values_list("id", "key"))
+    names = dict(get_user_model().objects.filter(pk__in=_voter_ids(testset)).values_list("pk", "username"))
+    frame = pd.DataFrame({
+        "image": frame["image_id"].map(keys).astype(object),
+        "annotator": frame["annotator_id"].map(names).astype(object),
+        "label": frame["label"].astype(object),
+    }, columns=VOTE_COLUMNS)
     if label_set != DEFAULT_LABEL_SET:
-        frame["label"] = [map_label(label, label_set) for label in frame["label"]]
+        mapped = {label: map_label(label, label_set) for label in frame["label"].unique()}
+        frame["label"] = frame["label"].map(mapped).astype(object)
     return frame
+
+
+def _voter_ids(testset: TestSet):
+    return Vote.objects.filter(testset=testset).order_by().values("annotator_id").distinct()
 
 
 def annotator_names(testset: TestSet) -> list[str]:
     """Usernames of everyone with at least one vote on ``testset``, sorted."""
     return list(
-        Vote.objects.filter(image__testset=testset)
-        # Vote's default ordering would add its columns to DISTINCT
-        .order_by("annotator__username")
-        .values_list("annotator__username", flat=True)
-        .distinct()
+        get_user_model().objects.filter(pk__in=_voter_ids(testset))
+        .order_by("username").values_list("username", flat=True)
     )
+
+
+def vote_count_table(testset: TestSet) -> np.ndarray:
+    """Votes per image (a row for each image with a vote) and bin3 label (columns in order),
+    added up by the database: one row per image is read, not one per vote."""
+    labels = label_names(DEFAULT_LABEL_SET)
+    columns = {f"n{i}": Count("id", filter=Q(label=label)) for i, label in enumerate(labels)}
+    rows = (Vote.objects.filter(testset=testset).order_by().values("image_id")
+            .annotate(**columns).values_list(*columns))
+    return np.array(list(rows), dtype=np.int64).reshape(-1, len(labels))
 
 
 def agreement_summary(testset: TestSet) -> dict:
     """Size and agreement of the votes on ``testset``, over all annotators (bin3).
 
     Undefined figures (no votes yet, one label only) are None. The staff dashboard
-    shows this dict as it is.
+    shows this dict as it is. Computed from the database's vote counts per image, so it
+    costs the same whether the test set has a hundred votes or a million.
     """
-    labels = label_names(DEFAULT_LABEL_SET)
-    frame = testset_votes(testset)
-    agreement = agreement_block(frame, labels)
+    counts = vote_count_table(testset)
+    agreement = agreement_block_from_counts(counts)
     return {
-        **metrics.vote_summary(frame, labels),
+        **metrics.vote_summary_from_counts(counts, _voter_ids(testset).count()),
         "agreement_accuracy": agreement["accuracy"],
         "loo_agreement": agreement["loo_accuracy"],
         "fleiss_kappa": agreement["fleiss_kappa"],
@@ -173,14 +200,17 @@ def load_models(
 
 
 def predict_images(
-    testset: TestSet, models: Sequence[LoadedModel], keys: Iterable[str], label_set: str
+    testset: TestSet, models: Sequence[LoadedModel], keys: Iterable[str], label_set: str,
+    progress: ProgressFn | None = None,
 ) -> dict[str, dict[str, str]]:
     """Each model's label (in ``label_set``) for the images of ``testset`` with these keys.
 
     Every image is decoded once per input format (size, channels) and shrunk to the
     model's input at once, so memory stays small even for large photographs; each
-    model then runs over all images in batches.
+    model then runs over all images in batches. ``progress(stage, done, total)``, when
+    given, hears how far the reading and each model are.
     """
+    progress = progress or _no_progress
     labels = label_names(label_set)
     wanted = set(keys)
     # filtered here, not with key__in: thousands of keys would overflow SQLite's parameter limit
@@ -192,18 +222,25 @@ def predict_images(
         predictor = model.predictor
         spec = (predictor.input_size, predictor.channels)
         if spec not in prepared:
-            prepared[spec] = _model_arrays(images, *spec)
-        probabilities = predictor.predict_proba_arrays(prepared[spec], label_set)
+            prepared[spec] = _model_arrays(images, *spec, progress)
+        arrays, parts = prepared[spec], []
+        for start in range(0, len(arrays), PREDICT_CHUNK):
+            progress(f"model {model.name}: images", start, len(arrays))
+            parts.append(predictor.predict_proba_arrays(arrays[start:start + PREDICT_CHUNK], label_set))
+        probabilities = np.concatenate(parts) if parts else np.zeros((0, len(labels)))
         predictions[model.name] = {
             key: labels[i] for key, i in zip(image_keys, probabilities.argmax(axis=1))
         }
     return predictions
 
 
-def _model_arrays(images: Sequence[Image], size: int, channels: int) -> np.ndarray:
+def _model_arrays(images: Sequence[Image], size: int, channels: int,
+                  progress: ProgressFn = _no_progress) -> np.ndarray:
     """uint8 (N, channels, size, size) of the stored image files."""
     arrays = np.empty((len(images), channels, size, size), dtype=np.uint8)
     for i, image in enumerate(images):
+        if i % 256 == 0:
+            progress(f"reading the images ({size} x {size})", i, len(images))
         try:
             with image.file.open("rb") as fileobj:
                 data = fileobj.read()
@@ -227,6 +264,7 @@ def run_benchmark(
     n_resamples: int = metrics.DEFAULT_N_RESAMPLES,
     reference: str = metrics.MAJORITY,
     min_images: int = DEFAULT_MIN_IMAGES,
+    progress: ProgressFn | None = None,
 ) -> dict:
     """The human-vs-model benchmark of ``testset`` (the dict of ``build_benchmark_result``).
 
@@ -237,23 +275,29 @@ def run_benchmark(
     once, on the images that have a reference for some held-out annotator, however many
     annotators there are. Each model's entry also names its checkpoint file and the label
     set it was trained on; 7- and 8-class models are binned retroactively. Raises
-    BenchmarkError with a sentence for the user.
+    BenchmarkError with a sentence for the user. ``progress(stage, done, total)`` hears
+    how far it is (the report page's background job shows it).
     """
+    progress = progress or _no_progress
     testset = get_testset(testset)
     label_list = label_names(labels)
     check_options(reference, min_images)
+    progress("reading the votes")
     frame = testset_votes(testset, labels)
     if frame.empty:
         raise BenchmarkError(
             f"Test set {testset.name!r} has no votes yet; import them with import_votes "
             "or let annotators label it first."
         )
+    progress("loading the models")
     models = load_models(model_names, labels)
+    progress("holding out the annotators" if holdout == ALL else "holding out an annotator")
     choice, panel = _hold_out(testset, frame, label_list, holdout, reference)
     needed = set(choice.split.images)
     for split in (panel or {}).values():
         needed.update(split.images)
-    predictions = predict_images(testset, models, needed, labels)
+    predictions = predict_images(testset, models, needed, labels, progress)
+    progress("scoring: agreement, intervals and tests")
     try:
         result = build_benchmark_result(
             frame,

@@ -1,19 +1,22 @@
-"""Staff pages of the human-vs-model report: thin views over ``evaluation.services``.
+"""Staff pages of the human-vs-model report: thin views over ``evaluation.reports``.
 
 The page, the JSON download and the HTML download read the same query string
-(holdout, reference, min_images, labels, models, seed) and call
-``services.run_benchmark``, so they agree.
+(holdout, reference, min_images, labels, models, seed) and show the same stored report
+(``reports.request_report``): computed in the background when it is due, its progress
+shown until it is done.
 """
+from django.conf import settings
 from django.http import HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
 
+from annotator import jobs
 from annotator.access import staff_required
 from annotator.errors import text_response, without_server_paths
-from annotator.models import TestSet
+from annotator.models import Job, TestSet
 from ferml.inference import available_models
 
-from . import report, services
+from . import report, reports, services
 from .forms import BenchmarkForm
 
 
@@ -24,17 +27,27 @@ def index(request):
     return render(request, "evaluation/index.html", {"rows": rows})
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 @staff_required
 def report_page(request, testset):
+    """GET shows the report for the choices in the query string; POST ("Compute again")
+    computes it anew from the current votes."""
     testset = get_object_or_404(TestSet, name=testset)
-    form, result, error = _benchmark(request, testset)
-    context = {"testset": testset, "form": form, "error": error, "result": result,
-               "query": request.GET.urlencode(), "no_model_message": None}
+    again = request.method == "POST"
+    form, job = _report_job(request, testset, again=again)
+    query = _choices(request).urlencode()
+    if again and job is not None:
+        return redirect(f"{request.path}?{query}{'&' if query else ''}job={job.pk}")
+    context = {"testset": testset, "form": form, "error": None, "result": None, "job": job,
+               "query": query, "no_model_message": None, "outdated": False}
     if not form.fields["models"].choices:
         context["no_model_message"] = services.no_model_message()
-    if result is not None:
-        context.update(report.page_context(result))
+    if job is not None and job.status == Job.Status.FAILED:
+        context["error"] = without_server_paths(job.error)
+    elif job is not None and job.status == Job.Status.DONE:
+        context["result"] = job.result["report"]
+        context["outdated"] = reports.is_outdated(job)
+        context.update(report.page_context(context["result"]))
     return render(request, "evaluation/report.html", context, status=400 if form.errors else 200)
 
 
@@ -42,10 +55,14 @@ def report_page(request, testset):
 @staff_required
 def report_json(request, testset):
     testset = get_object_or_404(TestSet, name=testset)
-    form, result, error = _benchmark(request, testset)
-    if result is None:
-        return JsonResponse({"error": error or form.errors.get_json_data()}, status=400)
-    response = JsonResponse(result, json_dumps_params={"indent": 2, "allow_nan": False})
+    form, job = _report_job(request, testset)
+    if job is None:
+        return JsonResponse({"error": form.errors.get_json_data()}, status=400)
+    if job.active:
+        return JsonResponse(_progress(job), status=202)
+    if job.status == Job.Status.FAILED:
+        return JsonResponse({"error": without_server_paths(job.error)}, status=400)
+    response = JsonResponse(job.result["report"], json_dumps_params={"indent": 2, "allow_nan": False})
     response["Content-Disposition"] = f'attachment; filename="{testset.name}-benchmark.json"'
     return response
 
@@ -54,31 +71,56 @@ def report_json(request, testset):
 @staff_required
 def report_html(request, testset):
     testset = get_object_or_404(TestSet, name=testset)
-    form, result, error = _benchmark(request, testset)
-    if result is None:
-        return text_response(error or form.errors.as_text())
-    response = HttpResponse(report.render_report_html(result))
+    form, job = _report_job(request, testset)
+    if job is None:
+        return text_response(form.errors.as_text())
+    if job.active:
+        return text_response(_progress_sentence(job), status=202)
+    if job.status == Job.Status.FAILED:
+        return text_response(without_server_paths(job.error))
+    response = HttpResponse(report.render_report_html(job.result["report"]))
     response["Content-Disposition"] = f'attachment; filename="{testset.name}-benchmark.html"'
     return response
 
 
-def _benchmark(request, testset):
-    """(form, result or None, error sentence or None) for the choices in the query string."""
+def _choices(request):
+    """The query string without ``job`` (which only pins the page to one computation)."""
+    choices = request.GET.copy()
+    choices.pop("job", None)
+    return choices
+
+
+def _report_job(request, testset, *, again: bool = False):
+    """(form, the report's job or None) for the choices in the query string.
+
+    A report just started is waited for up to REPORT_WAIT_SECONDS, so a small study's page
+    shows its result at once.
+    """
     model_names = available_models()
     form = BenchmarkForm(
-        request.GET or BenchmarkForm.default_data(model_names),
+        _choices(request) or BenchmarkForm.default_data(model_names),
         annotators=services.annotator_names(testset),
         model_names=model_names,
     )
     if not form.is_valid():
-        return form, None, None
-    choice = form.cleaned_data
-    try:
-        result = services.run_benchmark(
-            testset, choice["models"], holdout=choice["holdout"], labels=choice["labels"],
-            seed=choice["seed"] or 0, reference=choice["reference"],
-            min_images=choice["min_images"],
-        )
-    except services.BenchmarkError as err:
-        return form, None, without_server_paths(str(err))
-    return form, result, None
+        return form, None
+    options = reports.report_options(form.cleaned_data)
+    pinned = None if again else reports.job_of(testset, request.GET.get("job"))
+    if pinned is not None and pinned.key == reports.report_key(options):
+        return form, pinned
+    job = reports.request_report(testset, options, request.user, again=again)
+    if job.active:
+        job = jobs.wait(job, settings.REPORT_WAIT_SECONDS)
+    return form, job
+
+
+def _progress(job: Job) -> dict:
+    return {"status": job.status, "stage": job.stage, "done": job.done, "total": job.total}
+
+
+def _progress_sentence(job: Job) -> str:
+    where = job.stage or "waiting to start"
+    if job.total:
+        where += f", {job.done:,} of {job.total:,}"
+    return (f"The report is being computed ({where}); download it from the report page when it "
+            "is done.")

@@ -34,6 +34,8 @@ LOCAL_APPS = [
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
+    # First: its time covers every other middleware and the view (a Server-Timing header).
+    "annotator.timing.ServerTimingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -72,6 +74,10 @@ DATABASES = {
         conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "0")),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # No JIT compilation: it pays off for long analytical queries, while this app's take
+    # milliseconds and compiling one (when the planner over-estimates) takes tens more.
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Concurrent annotators: wait for the write lock instead of failing at once, and take
     # it when a transaction starts so a read-then-write (a vote) never hits "database is locked".
@@ -141,6 +147,18 @@ FILE_UPLOAD_HANDLERS = [
     "django.core.files.uploadhandler.MemoryFileUploadHandler",
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
+# A votes csv uploaded on the staff page that is larger than this is imported in the
+# background (annotator/jobs.py), by the same function as `manage.py import_votes`.
+VOTE_UPLOAD_IN_REQUEST_MAX_BYTES = int(os.environ.get("VOTE_UPLOAD_IN_REQUEST_MAX_BYTES", str(1024 * 1024)))
+
+# Background jobs (annotator/jobs.py): large vote uploads and the benchmark report run in a
+# thread of the server process, one at a time per process; their pages show the progress,
+# then the stored result. A job with no heartbeat for JOB_STALE_SECONDS counts as lost (its
+# process ended) and can be started again.
+JOBS_IN_BACKGROUND = True
+JOB_STALE_SECONDS = int(os.environ.get("JOB_STALE_SECONDS", "120"))
+# The report page waits this long for a report it has just started before showing progress.
+REPORT_WAIT_SECONDS = float(os.environ.get("REPORT_WAIT_SECONDS", "5"))
 
 # Content-Security-Policy (django-csp): pages load scripts, styles and images from this
 # server only; no inline script or style runs. Report figures are data: PNGs.

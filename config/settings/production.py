@@ -21,6 +21,10 @@ SECRET_KEY = _require("SECRET_KEY")
 # Never the embedded SQLite file by accident: the database is named on purpose
 # (postgres://..., or sqlite:////absolute/path for a study on one machine).
 _require("DATABASE_URL", " (for example postgres://fer:PASSWORD@127.0.0.1:5432/fer)")
+# Each server thread keeps its database connection between requests (PostgreSQL starts a
+# process for every new connection, which would cost more than a vote), checked before reuse.
+DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("DB_CONN_MAX_AGE", "600"))  # noqa: F405
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # noqa: F405
 DEBUG = os.environ.get("DEBUG", "0") == "1"
 ALLOWED_HOSTS = [h.strip() for h in _require("ALLOWED_HOSTS").split(",") if h.strip()]
 CSRF_TRUSTED_ORIGINS = [

@@ -6,6 +6,9 @@ from .base import *  # noqa: F401,F403
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Jobs run at once, inside the request that starts them, so a test sees their result (and
+# the test's own transaction); tests of the background path switch this on themselves.
+JOBS_IN_BACKGROUND = False
 MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="fer-test-media-"))
 # An existing, empty folder: WhiteNoise warns about a missing one on every new handler,
 # and the test server serves static files from the apps' folders anyway.

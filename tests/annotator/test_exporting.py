@@ -181,9 +181,9 @@ def test_staff_downloads(client, staff, voted):
     login(client, staff)
     csv_response = client.get("/staff/export/study/csv/")
     assert csv_response["Content-Disposition"] == 'attachment; filename="study.csv"'
-    assert read_csv(csv_response.content.decode()) == expected_rows(voted)
+    assert read_csv(b"".join(csv_response.streaming_content).decode()) == expected_rows(voted)
     votes_response = client.get("/staff/export/study/votes/")
-    assert len(read_csv(votes_response.content.decode())) == 20
+    assert len(read_csv(b"".join(votes_response.streaming_content).decode())) == 20
     zip_response = client.get("/staff/export/study/zip/")
     archive = zipfile.ZipFile(io.BytesIO(b"".join(zip_response.streaming_content)))
     assert "labels.csv" in archive.namelist() and "labels.json" in archive.namelist()

@@ -184,3 +184,24 @@ def test_votes_are_answered_while_live_streams_play_on_the_production_server(ser
         assert STREAM_SECONDS <= viewer.ended - viewer.started < STREAM_SECONDS + 60
     with staff.open("GET", f"/live/stream.mjpg?{urlencode(looping)}", as_json=False) as again:
         assert again.status == 200  # each gave its thread and its slot back
+
+
+def test_each_worker_runs_its_models_on_torch_threads_threads(monkeypatch):
+    """config/gunicorn.py: after a worker boots, PyTorch and OpenCV use TORCH_THREADS threads
+    (1 by default), so a live stream's model cannot take every core from the votes."""
+    import runpy
+
+    import cv2
+    import torch
+
+    monkeypatch.delenv("TORCH_THREADS", raising=False)
+    assert runpy.run_path(str(ROOT / "config" / "gunicorn.py"))["torch_threads"] == 1
+    monkeypatch.setenv("TORCH_THREADS", "3")
+    config = runpy.run_path(str(ROOT / "config" / "gunicorn.py"))
+    before = torch.get_num_threads(), cv2.getNumThreads()
+    try:
+        config["limit_inference_threads"](config["torch_threads"])
+        assert (torch.get_num_threads(), cv2.getNumThreads()) == (3, 3)
+    finally:
+        torch.set_num_threads(before[0])
+        cv2.setNumThreads(before[1])

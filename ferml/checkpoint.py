@@ -98,17 +98,18 @@ def read_checkpoint(path) -> dict:
 
 def make_ensemble(members: list[dict], names: list[str], label_set: str, classes: list[str], display_name: str) -> dict:
     """A checkpoint that averages the probabilities of ``members`` (whole checkpoints, each
-    binned into ``label_set``). Members share one input size and channel count, so the
-    benchmark hands all of them the same prepared images."""
-    formats = {(m["preprocess"]["input_size"], m["preprocess"]["channels"]) for m in members}
-    if len(formats) > 1:
-        raise CheckpointError("ensemble members must share one input size and channel count; got "
-                              + ", ".join(f"{n} ({m['preprocess']['input_size']} px)" for n, m in zip(names, members)))
+    binned into ``label_set``). Members share a channel count; the ensemble prepares images
+    at its largest member's input size, and a smaller member shrinks them to its own."""
+    channels = {m["preprocess"]["channels"] for m in members}
+    if len(channels) > 1:
+        raise CheckpointError("ensemble members must share one channel count (grayscale or colour); got "
+                              + ", ".join(f"{n} ({m['preprocess']['channels']} channel(s))" for n, m in zip(names, members)))
+    largest = max(members, key=lambda m: m["preprocess"]["input_size"])
     return {
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "model": {"name": "ensemble", "display_name": display_name, "members": list(names)},
         "labels": {"set": label_set, "classes": list(classes)},
-        "preprocess": members[0]["preprocess"], "tta": "none", "state_dict": {},
+        "preprocess": largest["preprocess"], "tta": "none", "state_dict": {},
         "members": [{k: v for k, v in m.items() if k != "resume"} for m in members],
         "versions": library_versions(),
     }

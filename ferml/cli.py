@@ -305,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export, batch_size=256)
 
     p = sub.add_parser("ensemble", help="a checkpoint that averages the probabilities of trained models")
-    p.add_argument("members", nargs="+", help="model names or checkpoint files (one input size)")
+    p.add_argument("members", nargs="+", help="model names or checkpoint files (input sizes may differ)")
     p.add_argument("--out", required=True, help="the ensemble checkpoint to write")
     p.add_argument("--name", help="its name in reports (default: the file name)")
     p.add_argument("--labels", choices=list(LABEL_SETS), help="its label set (default: the first member's)")

@@ -65,6 +65,14 @@ def resolve_model(name_or_path) -> Path:
     )
 
 
+def resize_arrays(batch: np.ndarray, size: int) -> np.ndarray:
+    """Prepared (N, C, S, S) arrays at another input size (an ensemble member's own)."""
+    if batch.shape[-1] == size or not len(batch):
+        return batch
+    return np.stack([to_model_array(a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0), size, a.shape[0])
+                     for a in batch]).reshape(len(batch), batch.shape[1], size, size)
+
+
 class Predictor:
     """A loaded checkpoint that classifies images, binning retroactively when asked, with the
     test-time augmentation its checkpoint names (or ``tta``, to compare others). An ensemble
@@ -84,7 +92,7 @@ class Predictor:
                         for member in self.checkpoint.get("members", [])]
         if self.members:
             self.model = None
-            self.preprocessor = self.members[0].preprocessor
+            self.preprocessor = max(self.members, key=lambda m: m.input_size).preprocessor
         else:
             self.model = build_model(self.checkpoint, self.path).eval().to(self.device)
             self.preprocessor = Preprocessor.from_dict(self.checkpoint["preprocess"])
@@ -104,7 +112,8 @@ class Predictor:
     def predict_proba_arrays(self, batch: np.ndarray, label_set: str | None = None) -> np.ndarray:
         """Softmax over the model's classes, or summed into the bins of ``label_set``."""
         if self.members:
-            probs = np.mean([m.predict_proba_arrays(batch, self.label_set) for m in self.members], axis=0)
+            probs = np.mean([m.predict_proba_arrays(resize_arrays(batch, m.input_size), self.label_set)
+                             for m in self.members], axis=0)
             return probs if label_set in (None, self.label_set) else probs @ binning_matrix(self.classes, label_set)
         out = []
         for start in range(0, len(batch), self.batch_size):

@@ -14,7 +14,7 @@ import torch
 
 from ferml.checkpoint import CheckpointError, load_model, read_checkpoint
 from ferml.data import holdout_mask, load_dataset
-from ferml.inference import Predictor
+from ferml.inference import Predictor, resize_arrays
 from ferml.losses import cross_entropy_loss
 from ferml.models import create_model
 from ferml.tta import predict_probabilities, tta_views
@@ -212,7 +212,7 @@ def test_bench_times_a_model():
 
 
 def test_ensemble_averages_its_members(soft_run, tmp_path, fer_sample_csv):
-    from ferml.checkpoint import make_ensemble
+    from ferml.checkpoint import make_ensemble, save_checkpoint
 
     _, _, soft = soft_run
     fer7 = TrainConfig(model="bkmin", data=str(fer_sample_csv), labels="fer7", epochs=1, batch_size=16,
@@ -230,11 +230,29 @@ def test_ensemble_averages_its_members(soft_run, tmp_path, fer_sample_csv):
     assert np.allclose(pair.predict_proba_arrays(faces), by_hand, atol=1e-6)
     assert np.allclose(pair.predict_proba_arrays(faces, "pos2"), np.stack([by_hand[:, :2].sum(1), by_hand[:, 2]], 1),
                        atol=1e-6)
-    # members must share an input size: the benchmark hands them the same prepared images
-    big = read_checkpoint(soft)
-    big["preprocess"] = dict(big["preprocess"], input_size=100)
-    with pytest.raises(CheckpointError, match="share one input size"):
-        make_ensemble([read_checkpoint(soft), big], ["a", "b"], "bin3", ["negative", "neutral", "positive"], "x")
+    # members of different input sizes: images are prepared at the largest, and a smaller
+    # member shrinks them to its own
+    big = TrainConfig(model="bkmin_100", data=str(fer_sample_csv), labels="bin3", epochs=1, batch_size=16,
+                      optimizer="adamw", limit=48, seed=3, out=str(tmp_path / "big.pt"), progress=False)
+    train(big, log=quiet)
+    checkpoints = [read_checkpoint(soft), read_checkpoint(tmp_path / "big.pt")]
+    save_checkpoint(make_ensemble(checkpoints, ["soft", "big"], "bin3", ["negative", "neutral", "positive"], "mixed"),
+                    tmp_path / "mixed.pt")
+    mixed, small, large = Predictor(tmp_path / "mixed.pt"), Predictor(soft), Predictor(tmp_path / "big.pt")
+    assert mixed.input_size == 100
+    raw = load_dataset(fer_sample_csv, "bin3", size=48, split="val").images[:30, 0]
+    at_100 = mixed.prepare_images(raw)
+    assert at_100.shape == (30, 1, 100, 100) and np.array_equal(at_100, large.prepare_images(raw))
+    shrunk = resize_arrays(at_100, 42)
+    assert shrunk.shape == (30, 1, 42, 42)
+    by_hand = (small.predict_proba_arrays(shrunk) + large.predict_proba_arrays(at_100)) / 2
+    assert np.allclose(mixed.predict_proba(raw), by_hand, atol=1e-6)
+    # shrinking from 100 px costs the small member little against its own 42 px images
+    direct = small.predict_proba(raw).argmax(1)
+    assert (small.predict_proba_arrays(shrunk).argmax(1) == direct).mean() >= 0.9
+    colour = dict(checkpoints[1], preprocess=dict(checkpoints[1]["preprocess"], channels=3))
+    with pytest.raises(CheckpointError, match="share one channel count"):
+        make_ensemble([checkpoints[0], colour], ["a", "b"], "bin3", ["negative", "neutral", "positive"], "x")
 
 
 def test_export_stores_half_precision_and_the_chosen_tta(soft_run, tmp_path, fer_sample_csv):

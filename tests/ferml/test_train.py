@@ -145,8 +145,8 @@ def test_model_resolution(tmp_path, monkeypatch, trained):
     assert out.with_suffix(".last.pt").exists() and "bkmin" in available_models()
     assert not any(name.endswith(".last") for name in available_models())
     with pytest.raises(ModelNotFoundError) as err:
-        resolve_model("dense121_100")
-    assert "python -m ferml train --model dense121_100" in str(err.value)
+        resolve_model("resnet50_100")
+    assert "python -m ferml train --model resnet50_100" in str(err.value)
 
 
 def run_cli(*args, env=None):

@@ -70,7 +70,7 @@ def resize_arrays(batch: np.ndarray, size: int) -> np.ndarray:
     if batch.shape[-1] == size or not len(batch):
         return batch
     return np.stack([to_model_array(a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0), size, a.shape[0])
-                     for a in batch]).reshape(len(batch), batch.shape[1], size, size)
+                     for a in batch])
 
 
 class Predictor:
@@ -112,7 +112,8 @@ class Predictor:
     def predict_proba_arrays(self, batch: np.ndarray, label_set: str | None = None) -> np.ndarray:
         """Softmax over the model's classes, or summed into the bins of ``label_set``."""
         if self.members:
-            probs = np.mean([m.predict_proba_arrays(resize_arrays(batch, m.input_size), self.label_set)
+            by_size = {size: resize_arrays(batch, size) for size in {m.input_size for m in self.members}}
+            probs = np.mean([m.predict_proba_arrays(by_size[m.input_size], self.label_set)
                              for m in self.members], axis=0)
             return probs if label_set in (None, self.label_set) else probs @ binning_matrix(self.classes, label_set)
         out = []

@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_delete
+from django.db.models.signals import post_delete, post_save
 
 
 class AnnotatorConfig(AppConfig):
@@ -10,7 +10,9 @@ class AnnotatorConfig(AppConfig):
         from . import jobs
         from .importing import VOTE_IMPORT_JOB, vote_import_job
         from .models import Image
-        from .signals import delete_image_file
+        from .signals import count_image_change, delete_image_file
 
         post_delete.connect(delete_image_file, sender=Image, dispatch_uid="annotator.delete_image_file")
+        post_save.connect(count_image_change, sender=Image, dispatch_uid="annotator.count_added_image")
+        post_delete.connect(count_image_change, sender=Image, dispatch_uid="annotator.count_removed_image")
         jobs.register(VOTE_IMPORT_JOB, vote_import_job)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, TextIO
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 
 from django.core.files.storage import default_storage
@@ -98,20 +98,30 @@ class Export:
     metadata: dict
 
 
-def testset_rows(testset: TestSet) -> list[ExportRow]:
-    """One row per image of ``testset``, by key, with its majority over all votes."""
+# Images whose votes one query counts while rows are read: the first rows of a download
+# come after one small query, not after counting every vote of the study.
+_IMAGES_PER_QUERY = 2000
+
+
+def iter_testset_rows(testset: TestSet) -> Iterator[ExportRow]:
+    """One row per image of ``testset``, by key, with its majority over all votes, counted
+    for ``_IMAGES_PER_QUERY`` images at a time."""
     per_label = {f"n{i}": Count("id", filter=Q(label=label)) for i, label in enumerate(LABELS)}
-    counts = {
-        image_id: dict(zip(LABELS, numbers))
-        for image_id, *numbers in Vote.objects.filter(testset=testset).order_by().values("image_id")
-        .annotate(**per_label).values_list("image_id", *per_label)
-    }
     no_votes = dict.fromkeys(LABELS, 0)
-    images = testset.images.order_by("key").values_list("id", "key", "file", "created_at")
-    return [
-        ExportRow(StoredImage(*image), majority_of_counts(counts.get(image[0], no_votes)))
-        for image in images
-    ]
+    images = list(testset.images.order_by("key").values_list("id", "key", "file", "created_at"))
+    for start in range(0, len(images), _IMAGES_PER_QUERY):
+        chunk = images[start:start + _IMAGES_PER_QUERY]
+        counts = {
+            image_id: dict(zip(LABELS, numbers))
+            for image_id, *numbers in Vote.objects.filter(image_id__in=[image[0] for image in chunk])
+            .order_by().values("image_id").annotate(**per_label).values_list("image_id", *per_label)
+        }
+        for image in chunk:
+            yield ExportRow(StoredImage(*image), majority_of_counts(counts.get(image[0], no_votes)))
+
+
+def testset_rows(testset: TestSet) -> list[ExportRow]:
+    return list(iter_testset_rows(testset))
 
 
 def _counts(rows: list[ExportRow]) -> dict[str, int]:
@@ -151,7 +161,12 @@ def build_export(testset: TestSet, *, balanced: bool = False, seed: int = 0) -> 
     balance = None
     if balanced:
         rows, balance = balance_rows(rows, seed)
-    metadata = {
+    return Export(rows, export_metadata(testset, rows, balance))
+
+
+def export_metadata(testset: TestSet, rows: list[ExportRow], balance: dict | None = None) -> dict:
+    """``labels.json``: what was exported, with the counts per folder and the balancing."""
+    return {
         "testset": testset.name,
         "exported_at": timezone.now().isoformat(timespec="seconds"),
         "labels": list(LABELS),
@@ -170,7 +185,6 @@ def build_export(testset: TestSet, *, balanced: bool = False, seed: int = 0) -> 
             "file": "path of the image inside the zip (zip export only)",
         },
     }
-    return Export(rows, metadata)
 
 
 def write_testset_csv(rows: list[ExportRow], out: TextIO, *, files: list[str] | None = None) -> None:
@@ -179,8 +193,8 @@ def write_testset_csv(rows: list[ExportRow], out: TextIO, *, files: list[str] | 
         pass
 
 
-def iter_testset_csv(rows: list[ExportRow]) -> Iterator[str]:
-    """The per-image csv in pieces, for a streamed download."""
+def iter_testset_csv(rows: Iterable[ExportRow]) -> Iterator[str]:
+    """The per-image csv in pieces, for a streamed download (``rows`` may be read as it goes)."""
     buffer = _Pieces()
     for _ in _testset_csv(rows, buffer):
         if buffer.size >= _PIECE:
@@ -200,9 +214,9 @@ def _testset_csv(rows, out, files=None) -> Iterator[None]:
         yield
 
 
-def zip_names(rows: list[ExportRow]) -> list[str]:
-    """Each row's path in the zip, made unique where flattening made two keys meet."""
-    names, taken = [], set()
+def named_rows(rows: Iterable[ExportRow]) -> Iterator[tuple[ExportRow, str]]:
+    """Each row with its path in the zip, made unique where flattening made two keys meet."""
+    taken = set()
     for row in rows:
         name = row.file
         if name in taken:
@@ -210,33 +224,33 @@ def zip_names(rows: list[ExportRow]) -> list[str]:
             name = str(path.with_name(f"{path.stem}-{row.image.pk}{path.suffix}"))
         if name:
             taken.add(name)
-        names.append(name)
-    return names
+        yield row, name
 
 
 def write_testset_zip(export: Export, out: BinaryIO) -> None:
-    for _ in _testset_zip(export, out):
+    for _ in _testset_zip(export.rows, lambda rows: export.metadata, out):
         pass
 
 
-def iter_testset_zip(export: Export) -> Iterator[bytes]:
-    """The zip in pieces as it is written, for a streamed download (no temporary file)."""
+def iter_testset_zip(testset: TestSet, rows: Iterable[ExportRow], balance: dict | None = None) -> Iterator[bytes]:
+    """The zip in pieces as it is written, for a streamed download (no temporary file);
+    ``rows`` may be read as it goes: the images come first, ``labels.csv`` and
+    ``labels.json`` last."""
     buffer = _Pieces(binary=True)
-    for _ in _testset_zip(export, buffer):
+    for _ in _testset_zip(rows, lambda written: export_metadata(testset, written, balance), buffer):
         if buffer.size >= _PIECE:
             yield buffer.take()
     yield buffer.take()
 
 
-def _testset_zip(export: Export, out) -> Iterator[None]:
+def _testset_zip(rows: Iterable[ExportRow], metadata: Callable[[list[ExportRow]], dict], out) -> Iterator[None]:
+    """The images by label, then ``labels.csv`` and ``labels.json`` (``metadata`` of the rows)."""
+    written: list[ExportRow] = []
+    names: list[str] = []
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        names = zip_names(export.rows)
-        text = io.StringIO()
-        write_testset_csv(export.rows, text, files=names)
-        archive.writestr(ZIP_CSV_NAME, text.getvalue())
-        archive.writestr(ZIP_METADATA_NAME, json.dumps(export.metadata, indent=2) + "\n")
-        yield
-        for row, name in zip(export.rows, names):
+        for row, name in named_rows(rows):
+            written.append(row)
+            names.append(name)
             if not name:
                 continue
             suffix = PurePosixPath(name).suffix.lower()
@@ -246,6 +260,11 @@ def _testset_zip(export: Export, out) -> Iterator[None]:
             with row.image.open() as src, archive.open(info, "w") as dst:
                 shutil.copyfileobj(src, dst)
             yield
+        text = io.StringIO()
+        write_testset_csv(written, text, files=names)
+        archive.writestr(ZIP_CSV_NAME, text.getvalue())
+        archive.writestr(ZIP_METADATA_NAME, json.dumps(metadata(written), indent=2) + "\n")
+        yield
 
 
 # A streamed download is sent in pieces of about this many bytes (or characters).

@@ -22,6 +22,10 @@ class TestSet(models.Model):
     name = models.SlugField(max_length=100, unique=True)
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Raised whenever an image is added to or removed from the test set, in the same
+    # transaction: each server process keeps every annotator's order of the images and
+    # checks it against this one number instead of reading the images again.
+    images_version = models.PositiveBigIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["name"]

@@ -50,10 +50,10 @@ def home(request):
 # --- labelling ------------------------------------------------------------------------
 
 
-def _image_json(testset, image):
-    if image is None:
+def _image_json(testset, image_id):
+    if image_id is None:
         return None
-    return {"id": image.pk, "src": reverse("annotator:image", args=[testset.name, image.pk])}
+    return {"id": image_id, "src": reverse("annotator:image", args=[testset.name, image_id])}
 
 
 def _state_json(testset, state, **extra):
@@ -101,7 +101,7 @@ def vote(request, testset):
             raise InputError(f"No such image in test set {testset.name!r}.")
         time_spent = voting.check_time_spent(request.POST.get("time_spent_ms"))
         if time_spent is None:
-            time_spent = voting.time_since_shown(request.POST.get("shown"), image)
+            time_spent = voting.time_since_shown(request.POST.get("shown"), image.pk)
         result = voting.do_cast_vote(request.user, image, request.POST.get("label"), time_spent_ms=time_spent)
     except InputError as exc:
         if _wants_json(request):
@@ -229,14 +229,17 @@ def staff_export(request, testset, kind):
     stem = f"{testset.name}-balanced-seed{seed}" if balanced else testset.name
     if kind == "votes":
         return _download(exporting.iter_votes_csv(testset), f"{testset.name}-votes.csv", "text/csv")
-    try:
-        export = exporting.build_export(testset, balanced=balanced, seed=seed)
-    except InputError as exc:
-        messages.error(request, str(exc))
-        return redirect("annotator:dashboard")
+    # All of the rows are needed to balance them; otherwise they are read as they are sent.
+    rows, balance = exporting.iter_testset_rows(testset), None
+    if balanced:
+        try:
+            rows, balance = exporting.balance_rows(exporting.testset_rows(testset), seed)
+        except InputError as exc:
+            messages.error(request, str(exc))
+            return redirect("annotator:dashboard")
     if kind == "csv":
-        return _download(exporting.iter_testset_csv(export.rows), f"{stem}.csv", "text/csv")
-    return _download(exporting.iter_testset_zip(export), f"{stem}.zip", "application/zip")
+        return _download(exporting.iter_testset_csv(rows), f"{stem}.csv", "text/csv")
+    return _download(exporting.iter_testset_zip(testset, rows, balance), f"{stem}.zip", "application/zip")
 
 
 def _add_errors(form, field, exc):

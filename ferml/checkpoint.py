@@ -7,6 +7,7 @@ training configuration, the data file and its sha256, metrics and library versio
 """
 from __future__ import annotations
 
+import hashlib
 import pickle
 import platform
 import warnings
@@ -89,6 +90,9 @@ def read_checkpoint(path) -> dict:
         raise CheckpointError(f"{path}: not a ferml checkpoint (refused to load: {_refusal(path, exc)})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a ferml checkpoint (no '{FORMAT}' marker)")
+    if "members" in data:
+        data["members"] = [_read_member(member, path) if _is_reference(member) else member
+                           for member in data["members"]]
     for member in data.get("members", [data]):
         for key in ("model", "labels", "preprocess", "state_dict"):
             if not isinstance(member, dict) or key not in member:
@@ -96,10 +100,51 @@ def read_checkpoint(path) -> dict:
     return data
 
 
-def make_ensemble(members: list[dict], names: list[str], label_set: str, classes: list[str], display_name: str) -> dict:
+def file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fileobj:
+        for block in iter(lambda: fileobj.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def member_reference(path) -> dict:
+    """An ensemble member stored by reference: its file name and content hash."""
+    path = Path(path)
+    return {"file": path.name, "sha256": file_sha256(path)}
+
+
+def _is_reference(member) -> bool:
+    return isinstance(member, dict) and set(member) == {"file", "sha256"}
+
+
+def _read_member(reference: dict, ensemble_path: Path) -> dict:
+    """A member stored by reference, found beside the ensemble, else by its model name
+    ($FERML_MODEL_DIR, then the shipped weights); refused when its content changed."""
+    from .inference import ModelNotFoundError, resolve_model
+
+    name = str(reference["file"])
+    beside = ensemble_path.parent / Path(name).name
+    try:
+        found = beside if beside.is_file() else resolve_model(Path(name).stem)
+    except ModelNotFoundError:
+        raise CheckpointError(f"{ensemble_path}: its member {name} is neither beside it nor a known model") from None
+    if file_sha256(found) != reference["sha256"]:
+        raise CheckpointError(f"{ensemble_path}: its member {found} has changed since the ensemble was made; "
+                              "make the ensemble again (python -m ferml ensemble ...)")
+    member = read_checkpoint(found)
+    if "members" in member:
+        raise CheckpointError(f"{ensemble_path}: its member {found} is an ensemble itself")
+    return member
+
+
+def make_ensemble(members: list[dict], names: list[str], label_set: str, classes: list[str], display_name: str,
+                  references: list[dict] | None = None) -> dict:
     """A checkpoint that averages the probabilities of ``members`` (whole checkpoints, each
     binned into ``label_set``). Members share a channel count; the ensemble prepares images
-    at its largest member's input size, and a smaller member shrinks them to its own."""
+    at its largest member's input size, and a smaller member shrinks them to its own.
+    With ``references`` (``member_reference`` of each member's file) the ensemble stores
+    those instead of the members' weights: a small file that needs its members' files."""
     channels = {m["preprocess"]["channels"] for m in members}
     if len(channels) > 1:
         raise CheckpointError("ensemble members must share one channel count (grayscale or colour); got "
@@ -110,7 +155,8 @@ def make_ensemble(members: list[dict], names: list[str], label_set: str, classes
         "model": {"name": "ensemble", "display_name": display_name, "members": list(names)},
         "labels": {"set": label_set, "classes": list(classes)},
         "preprocess": largest["preprocess"], "tta": "none", "state_dict": {},
-        "members": [{k: v for k, v in m.items() if k != "resume"} for m in members],
+        "members": (list(references) if references is not None
+                    else [{k: v for k, v in m.items() if k != "resume"} for m in members]),
         "versions": library_versions(),
     }
 

@@ -144,11 +144,12 @@ def cmd_export(args) -> int:
 
 
 def cmd_ensemble(args) -> int:
-    from .checkpoint import make_ensemble, read_checkpoint, save_checkpoint
+    from .checkpoint import make_ensemble, member_reference, read_checkpoint, save_checkpoint
     from .inference import resolve_model
     from .labels import binning_matrix, check_label_set
 
-    members = [read_checkpoint(resolve_model(name)) for name in args.members]
+    files = [resolve_model(name) for name in args.members]
+    members = [read_checkpoint(path) for path in files]
     label_set = args.labels or members[0]["labels"]["set"]
     classes = check_label_set(label_set)
     for name, member in zip(args.members, members):
@@ -157,8 +158,10 @@ def cmd_ensemble(args) -> int:
         except LabelError:
             raise LabelError(f"{name} answers in {member['labels']['set']}, which cannot be binned into {label_set}") from None
     name = args.name or Path(args.out).stem
-    out = save_checkpoint(make_ensemble(members, list(args.members), label_set, classes, name), args.out)
-    print(f"{out}: ensemble {name} of {', '.join(args.members)} ({label_set})")
+    references = [member_reference(path) for path in files] if args.by_reference else None
+    out = save_checkpoint(make_ensemble(members, list(args.members), label_set, classes, name, references), args.out)
+    how = " (members by reference: keep their files beside it or among the known models)" if references else ""
+    print(f"{out}: ensemble {name} of {', '.join(args.members)} ({label_set}){how}")
     return 0
 
 
@@ -309,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the ensemble checkpoint to write")
     p.add_argument("--name", help="its name in reports (default: the file name)")
     p.add_argument("--labels", choices=list(LABEL_SETS), help="its label set (default: the first member's)")
+    p.add_argument("--by-reference", action="store_true",
+                   help="store each member's file name and sha256 instead of its weights (a small file; the "
+                        "members are then found beside it, else by name, and must not change)")
     p.set_defaults(func=cmd_ensemble)
 
     p = sub.add_parser("live", help="label the faces of a video file, camera or stream (thesis 7.5)")

@@ -6,6 +6,10 @@ import zipfile
 
 import pytest
 from django.core.management.base import CommandError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from annotator import exporting
 
 from annotator.importing import import_testset
 from annotator.majority import image_majority
@@ -192,3 +196,21 @@ def test_staff_downloads(client, staff, voted):
     with zipfile.ZipFile(io.BytesIO(b"".join(balanced.streaming_content))) as archive:
         assert sorted(n.split("/")[0] for n in archive.namelist() if "/" in n) == ["negative", "neutral", "positive"]
     assert client.get("/staff/export/study/pdf/").status_code == 404
+
+
+def test_downloads_read_the_votes_a_few_images_at_a_time(client, staff, voted, monkeypatch):
+    """Streamed downloads count votes for a few images per query; rows across those
+    boundaries are the same, and the zip's labels.csv (written last) names every file."""
+    monkeypatch.setattr(exporting, "_IMAGES_PER_QUERY", 3)
+    login(client, staff)
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get("/staff/export/study/csv/")
+        assert read_csv(b"".join(response.streaming_content).decode()) == expected_rows(voted)
+    assert sum('"annotator_vote"' in q["sql"] for q in captured.captured_queries) == 3  # 8 images
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(client.get("/staff/export/study/zip/").streaming_content)))
+    rows = read_csv(archive.read("labels.csv").decode())
+    assert [{k: v for k, v in row.items() if k != "file"} for row in rows] == expected_rows(voted)
+    assert [name for name in archive.namelist() if "/" in name] == [row["file"] for row in rows if row["file"]]
+    assert archive.namelist()[-2:] == ["labels.csv", "labels.json"]
+    assert json.loads(archive.read("labels.json"))["counts"] == {
+        "negative": 2, "neutral": 1, "positive": 2, "tie": 2, "unvoted": 1}

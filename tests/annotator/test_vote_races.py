@@ -3,33 +3,52 @@ import threading
 
 import pytest
 from django.db import connection
-from django.db.models.query import QuerySet
 
-from annotator import models
+from annotator import models, voting
 from annotator.models import Image, Vote, VoteEvent
 from annotator.voting import do_cast_vote
 
 
 @pytest.mark.django_db
-def test_a_vote_inserted_between_lookup_and_insert_is_not_duplicated(monkeypatch, study, annotators):
-    """Another request wins the insert after our lookup missed: we land on its row."""
+def test_a_vote_stored_by_another_request_just_before_ours_is_changed_not_doubled(monkeypatch, study, annotators):
+    """Another request's insert wins: ours meets the constraint and lands on its row."""
     ann = annotators[0]
     image = study.images.first()
-    real_get, raced = QuerySet.get, []
+    real_insert, raced = voting._insert_new_vote, []
 
-    def racing_get(self, *args, **kwargs):
-        if self.model is Vote and not raced:
+    def racing_insert(*args):
+        if not raced:
             raced.append(True)
             Vote.objects.bulk_create([Vote(image=image, annotator=ann, label="negative")])
-            raise Vote.DoesNotExist
-        return real_get(self, *args, **kwargs)
+        return real_insert(*args)
 
-    monkeypatch.setattr(QuerySet, "get", racing_get)
+    monkeypatch.setattr(voting, "_insert_new_vote", racing_insert)
     result = do_cast_vote(ann, image, "positive")
     assert raced and result.action == "change"
     assert list(Vote.objects.values_list("label", flat=True)) == ["positive"]
     change = VoteEvent.objects.get()
     assert (change.action, change.previous_label) == ("change", "negative")
+
+
+@pytest.mark.django_db
+def test_a_vote_undone_between_our_insert_and_lookup_is_cast_again(monkeypatch, study, annotators):
+    ann = annotators[0]
+    image = study.images.first()
+    Vote.objects.create(image=image, annotator=ann, label="negative")
+    real_insert, calls = voting._insert_new_vote, []
+
+    def insert_then_undo(*args):
+        vote = real_insert(*args)
+        calls.append(vote)
+        if len(calls) == 1:
+            Vote.objects.filter(image=image, annotator=ann).delete()  # the other request's undo
+        return vote
+
+    monkeypatch.setattr(voting, "_insert_new_vote", insert_then_undo)
+    result = do_cast_vote(ann, image, "positive")
+    assert calls[0] is None and result.action == "cast" and len(calls) == 2
+    assert list(Vote.objects.values_list("label", flat=True)) == ["positive"]
+    assert Vote.objects.get().pk == result.vote.pk
 
 
 @pytest.mark.django_db(transaction=True)

@@ -3,6 +3,7 @@ seeded holdout, FER+ labels by bins, and training across input sizes, on real fa
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -253,6 +254,42 @@ def test_ensemble_averages_its_members(soft_run, tmp_path, fer_sample_csv):
     colour = dict(checkpoints[1], preprocess=dict(checkpoints[1]["preprocess"], channels=3))
     with pytest.raises(CheckpointError, match="share one channel count"):
         make_ensemble([checkpoints[0], colour], ["a", "b"], "bin3", ["negative", "neutral", "positive"], "x")
+
+
+def test_an_ensemble_by_reference_finds_its_members_and_refuses_changed_ones(soft_run, tmp_path, fer_sample_csv,
+                                                                             monkeypatch):
+    _, _, soft = soft_run
+    folder = tmp_path / "models"
+    folder.mkdir()
+    shutil.copy(soft, folder / "soft.pt")
+    other = TrainConfig(model="bkmin", data=str(fer_sample_csv), labels="bin3", epochs=1, batch_size=16,
+                        optimizer="adamw", seed=4, out=str(folder / "other.pt"), progress=False)
+    train(other, log=quiet)
+
+    def ensemble(*members, out):
+        return subprocess.run([sys.executable, "-m", "ferml", "ensemble", *members, "--by-reference",
+                               "--name", "pair", "--out", str(out)], cwd=ROOT, capture_output=True, text=True)
+
+    res = ensemble(str(folder / "soft.pt"), str(folder / "other.pt"), out=folder / "pair.pt")
+    assert res.returncode == 0 and "by reference" in res.stdout, res.stderr
+    whole = ensemble(str(folder / "soft.pt"), str(folder / "other.pt"), out=tmp_path / "whole.pt")
+    assert whole.returncode == 0 and (folder / "pair.pt").stat().st_size < 0.1 * (folder / "soft.pt").stat().st_size
+    faces = load_dataset(fer_sample_csv, "bin3", split="val").images[:20]
+    by_hand = (Predictor(folder / "soft.pt").predict_proba_arrays(faces)
+               + Predictor(folder / "other.pt").predict_proba_arrays(faces)) / 2
+    assert np.allclose(Predictor(folder / "pair.pt").predict_proba_arrays(faces), by_hand, atol=1e-6)
+    # moved away from its members, it finds them by name in $FERML_MODEL_DIR
+    shutil.move(folder / "pair.pt", tmp_path / "moved.pt")
+    monkeypatch.setenv("FERML_MODEL_DIR", str(folder))
+    assert np.allclose(Predictor(tmp_path / "moved.pt").predict_proba_arrays(faces), by_hand, atol=1e-6)
+    monkeypatch.delenv("FERML_MODEL_DIR")
+    with pytest.raises(CheckpointError, match="member soft.pt is neither beside it nor a known model"):
+        Predictor(tmp_path / "moved.pt")
+    # a member trained again is not silently used in place of the one the ensemble was made of
+    shutil.copy(soft, folder / "other.pt")
+    shutil.move(tmp_path / "moved.pt", folder / "pair.pt")
+    with pytest.raises(CheckpointError, match="other.pt has changed since the ensemble was made"):
+        Predictor(folder / "pair.pt")
 
 
 def test_export_stores_half_precision_and_the_chosen_tta(soft_run, tmp_path, fer_sample_csv):

@@ -115,7 +115,8 @@ def _insert_new_vote(image: Image, annotator, label: str, time_spent_ms: int | N
     quote = connection.ops.quote_name
     sql = (f"INSERT INTO {quote(Vote._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
            f"VALUES ({', '.join(['%s'] * len(fields))}) "
-           f"ON CONFLICT ({quote('image_id')}, {quote('annotator_id')}) DO NOTHING RETURNING {quote('id')}")
+           f"ON CONFLICT ({quote(fields[0].column)}, {quote(fields[1].column)}) DO NOTHING "
+           f"RETURNING {quote(Vote._meta.pk.column)}")
     with connection.cursor() as cursor:
         cursor.execute(sql, [f.get_db_prep_save(getattr(vote, f.attname), connection) for f in fields])
         row = cursor.fetchone()

@@ -20,8 +20,11 @@ reaches the same database (README "Production: serving a real study", "Vote path
     .venv/bin/python -m scripts.benchmark_votes --url http://127.0.0.1:8000 --testset ferplus \\
         --annotators 20 --pause 1 --seconds 60
 
-``--pause 1``: each annotator starts a vote once a second (a fast human pace); ``--pause 0``:
-each votes again as soon as the last answer is in. Requests carry ``X-Forwarded-Proto:
+``--pause 1``: each annotator starts a vote once a second (a fast human pace), each at a
+moment of its own within the second (a seeded random start), as people working
+independently do; ``--lockstep`` starts them all at the same moment every second instead,
+bursts of one vote per annotator at once (the worst case). ``--pause 0``: each votes again
+as soon as the last answer is in. Requests carry ``X-Forwarded-Proto:
 https`` and an ``Origin`` as through the TLS proxy, so the production settings (HTTPS
 redirect, secure cookies, CSRF origin check) need no change; ``--host`` names the host
 when ALLOWED_HOSTS does not list the URL's (``--direct``: plain http, for a server not
@@ -115,7 +118,8 @@ def label_loop(person: Annotator, args, ready: threading.Barrier, deadline: list
         ready.wait()
     except threading.BrokenBarrierError:  # another annotator could not start
         return
-    next_at = time.monotonic()
+    next_at = time.monotonic() + (0 if args.lockstep else rng.uniform(0, args.pause))
+    time.sleep(max(0.0, next_at - time.monotonic()))
     while time.monotonic() < deadline[0] and state.get("current"):
         image, label = state["current"]["id"], rng.choice(LABELS)
         try:
@@ -219,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--annotators", type=int, default=20)
     parser.add_argument("--pause", type=float, default=1.0,
                         help="seconds from one vote of an annotator to the next (0: no pause)")
+    parser.add_argument("--lockstep", action="store_true",
+                        help="every annotator votes at the same moment of each pause (bursts); "
+                             "by default each starts at a seeded random moment within the first pause")
     parser.add_argument("--seconds", type=float, default=60.0, help="how long the annotators vote")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the bench annotators and their votes")

@@ -81,7 +81,10 @@ def do_cast_vote(annotator, image: Image, label: str, *, time_spent_ms: int | No
             if vote is not None:
                 VoteEvent.objects.create(image=image, annotator=annotator, action=VoteEvent.Action.CAST, label=label)
                 return VoteResult(vote, "cast")
-            vote = Vote.objects.select_for_update().filter(image=image, annotator=annotator).first()
+            # ordered by pk, not by Vote's default ordering, which would join (and lock) the
+            # image and test set rows that other votes' foreign-key checks need
+            vote = (Vote.objects.select_for_update(of=("self",)).filter(image=image, annotator=annotator)
+                    .order_by("pk").first())
             if vote is not None:
                 break
             # the vote that was in the way was undone in between: try the insert again

@@ -64,8 +64,8 @@ class Image(models.Model):
             models.UniqueConstraint(fields=["testset", "key"], name="unique_image_key_per_testset"),
             models.UniqueConstraint(fields=["testset", "sha256"], name="unique_image_content_per_testset"),
         ]
-        # How many images a test set has and its newest one, without reading the table: the
-        # labelling page checks that its cached order of the images is still whole.
+        # A test set's image ids without reading the table: building an annotator's order of
+        # them on the labelling page, and the staff pages' image counts.
         indexes = [models.Index(fields=["testset", "id"], name="image_testset_id")]
 
     def __str__(self):

@@ -6,6 +6,7 @@ double submission land on the one existing vote instead of creating a second or 
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 from collections import OrderedDict
@@ -113,13 +114,7 @@ def _insert_new_vote(image: Image, annotator, label: str, time_spent_ms: int | N
     now = timezone.now()
     vote = Vote(image=image, annotator=annotator, testset_id=image.testset_id, label=label,
                 time_spent_ms=time_spent_ms, created_at=now, updated_at=now)
-    fields = [Vote._meta.get_field(name) for name in
-              ("image", "annotator", "testset", "label", "created_at", "updated_at", "time_spent_ms")]
-    quote = connection.ops.quote_name
-    sql = (f"INSERT INTO {quote(Vote._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-           f"VALUES ({', '.join(['%s'] * len(fields))}) "
-           f"ON CONFLICT ({quote(fields[0].column)}, {quote(fields[1].column)}) DO NOTHING "
-           f"RETURNING {quote(Vote._meta.pk.column)}")
+    fields, sql = _vote_insert(connection.vendor)
     with connection.cursor() as cursor:
         cursor.execute(sql, [f.get_db_prep_save(getattr(vote, f.attname), connection) for f in fields])
         row = cursor.fetchone()
@@ -128,6 +123,19 @@ def _insert_new_vote(image: Image, annotator, label: str, time_spent_ms: int | N
     vote.pk = row[0]
     vote._state.adding = False
     return vote
+
+
+@functools.cache
+def _vote_insert(vendor: str) -> tuple[list, str]:
+    """The fields and statement of ``_insert_new_vote``, written once per database kind."""
+    fields = [Vote._meta.get_field(name) for name in
+              ("image", "annotator", "testset", "label", "created_at", "updated_at", "time_spent_ms")]
+    quote = connection.ops.quote_name
+    sql = (f"INSERT INTO {quote(Vote._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+           f"VALUES ({', '.join(['%s'] * len(fields))}) "
+           f"ON CONFLICT ({quote(fields[0].column)}, {quote(fields[1].column)}) DO NOTHING "
+           f"RETURNING {quote(Vote._meta.pk.column)}")
+    return fields, sql
 
 
 def do_undo_last_vote(annotator, testset: TestSet) -> Vote | None:

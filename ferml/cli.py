@@ -62,7 +62,8 @@ def cmd_train(args) -> int:
         warmup=args.warmup, weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
         soft_targets=args.soft_targets, mixup=args.mixup, precision=args.precision, tta=args.tta,
         val_split=args.val_split, holdout_seed=args.holdout_seed, pixel_norm=not args.no_pixel_norm,
-        augment=not args.no_augment, device=args.device, seed=args.seed, out=args.out, resume=args.resume,
+        augment=not args.no_augment, max_rotation=args.rotation, max_enlarge=args.enlarge, device=args.device,
+        seed=args.seed, out=args.out, resume=args.resume,
         init=args.init, channels=args.channels, dropout=args.dropout, val_data=args.val_data,
         val_fraction=args.val_fraction, limit=args.limit, skip_bad=args.skip_bad, ferplus=args.ferplus,
         ferplus_mode=args.ferplus_mode, display_name=args.name, half=args.half, progress=not args.no_progress,
@@ -269,6 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "training split, leaving the data's own val split unseen")
     p.add_argument("--no-pixel-norm", action="store_true", help="switch pixel normalization off (thesis 8.8)")
     p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--rotation", type=float, default=45.0, metavar="DEG",
+                   help="augmentation: random rotation up to DEG degrees either way (default 45)")
+    p.add_argument("--enlarge", type=int, default=12, metavar="PX",
+                   help="augmentation: enlarge by up to PX pixels, then crop at random (default 12)")
     p.add_argument("--channels", type=int, choices=[1, 3], default=1, help="1 grayscale, 3 RGB")
     p.add_argument("--dropout", type=float, nargs="+", help="dropout schedule, e.g. 0.05 0.2 0.4")
     p.add_argument("--val-data", help="validation data (default: the data's own validation split)")

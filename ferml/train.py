@@ -55,6 +55,8 @@ class TrainConfig:
     tta: str = "none"
     pixel_norm: bool = True
     augment: bool = True
+    max_rotation: float = 45.0  # degrees either way (SPEC's default)
+    max_enlarge: int = 12  # pixels added before the random crop back to the input size
     device: str = "auto"
     seed: int = 0
     out: str | None = None
@@ -114,6 +116,10 @@ def check_config(cfg: TrainConfig) -> None:
         raise ValueError(f"label smoothing must be in [0, 1), got {cfg.label_smoothing}")
     if cfg.mixup < 0:
         raise ValueError(f"mixup must be 0 (off) or a positive Beta parameter, got {cfg.mixup}")
+    if not 0 <= cfg.max_rotation <= 180:
+        raise ValueError(f"rotation must be between 0 and 180 degrees, got {cfg.max_rotation}")
+    if cfg.max_enlarge < 0:
+        raise ValueError(f"enlargement must be 0 or more pixels, got {cfg.max_enlarge}")
     if not 0 < cfg.warmup < 1:
         raise ValueError(f"warm-up must be a share of the steps between 0 and 1, got {cfg.warmup}")
     if cfg.soft_targets and not cfg.ferplus:
@@ -308,7 +314,7 @@ def train_epoch(net, batches: Batches, cfg: TrainConfig, epoch: int, optimizer, 
         idx = idx.to(device)
         xb, yb = batches.x[idx], batches.y[idx]
         if cfg.augment:
-            xb = augment_batch(xb, gen)
+            xb = augment_batch(xb, gen, max_rotation=cfg.max_rotation, max_enlarge=cfg.max_enlarge)
         if cfg.mixup > 0:
             xb, yb = mix_batch(xb, yb, cfg.mixup, mix_rng)
         xb = xb.contiguous(memory_format=torch.channels_last)

@@ -202,6 +202,29 @@ def test_contradictory_options_are_refused(fer_sample_csv):
     res = subprocess.run([sys.executable, "-m", "ferml", "train", "--model", "bkmin", "--data", str(fer_sample_csv),
                           "--loss", "svm", "--label-smoothing", "0.1"], cwd=ROOT, capture_output=True, text=True)
     assert res.returncode == 2 and "SVM loss takes hard labels only" in res.stderr
+    res = subprocess.run([sys.executable, "-m", "ferml", "train", "--model", "bkmin", "--data", str(fer_sample_csv),
+                          "--rotation", "200"], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 2 and "rotation must be between 0 and 180 degrees, got 200" in res.stderr
+
+
+def test_augmentation_strength_reaches_every_batch_and_the_checkpoint(fer_sample_csv, tmp_path, monkeypatch):
+    import ferml.train as train_module
+
+    calls = []
+    real_augment = train_module.augment_batch
+
+    def recording_augment(x, gen=None, **kwargs):
+        calls.append(kwargs)
+        return real_augment(x, gen, **kwargs)
+
+    monkeypatch.setattr(train_module, "augment_batch", recording_augment)
+    out = tmp_path / "light.pt"
+    cfg = TrainConfig(model="bkmin", data=str(fer_sample_csv), epochs=1, batch_size=32, optimizer="adamw",
+                      max_rotation=15, max_enlarge=4, out=str(out), progress=False)
+    train(cfg, log=quiet)
+    assert calls and all(c == {"max_rotation": 15, "max_enlarge": 4} for c in calls)
+    recorded = read_checkpoint(out)["train"]
+    assert (recorded["max_rotation"], recorded["max_enlarge"]) == (15, 4)
 
 
 def test_bench_times_a_model():

@@ -270,10 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "training split, leaving the data's own val split unseen")
     p.add_argument("--no-pixel-norm", action="store_true", help="switch pixel normalization off (thesis 8.8)")
     p.add_argument("--no-augment", action="store_true")
-    p.add_argument("--rotation", type=float, default=45.0, metavar="DEG",
-                   help="augmentation: random rotation up to DEG degrees either way (default 45)")
-    p.add_argument("--enlarge", type=int, default=12, metavar="PX",
-                   help="augmentation: enlarge by up to PX pixels, then crop at random (default 12)")
+    p.add_argument("--rotation", type=float, default=TrainConfig.max_rotation, metavar="DEG",
+                   help="augmentation: random rotation up to DEG degrees either way (default %(default)g)")
+    p.add_argument("--enlarge", type=int, default=TrainConfig.max_enlarge, metavar="PX",
+                   help="augmentation: enlarge by up to PX pixels, then crop at random (default %(default)s)")
     p.add_argument("--channels", type=int, choices=[1, 3], default=1, help="1 grayscale, 3 RGB")
     p.add_argument("--dropout", type=float, nargs="+", help="dropout schedule, e.g. 0.05 0.2 0.4")
     p.add_argument("--val-data", help="validation data (default: the data's own validation split)")

@@ -10,12 +10,15 @@ Formats:
   order, never by FER+'s ``Image name`` (those names drift from the row index).
 - Any class-per-folder image tree, as a folder or a ``.zip`` (e.g. an exported test
   set: ``negative/ neutral/ positive/``; a ``tie/`` folder is ignored and counted).
+  FER2013 packed by ``ferml.pack`` (images named ``row-NNNNN``) keeps its FER2013 keys
+  and can be relabelled by FER+ votes as the csv can.
 - AffectNet: its csv of labels and face boxes plus the image folder.
 """
 from __future__ import annotations
 
 import hashlib
 import io
+import re
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -34,6 +37,7 @@ FERPLUS_MODES = ("majority", "plurality", "bins")
 KNOWN_NAMES = set(FER7) | set(AFFECT8) | {"negative", "positive", "non-positive"}
 IGNORED_FOLDERS = {"tie", "ties", "unknown", "__macosx"}
 MAX_IMAGE_PIXELS = 40_000_000
+PACKED_NAME = re.compile(r"row-(\d+)")
 
 SPLIT_ALIASES = {
     "train": "Training", "training": "Training",
@@ -446,9 +450,39 @@ def read_raw(path, split=None, skip_bad=False, channels=1, ferplus=None) -> RawS
         return read_affectnet(path, split, skip_bad, channels)
     if name.endswith(".csv") or name.endswith(".csv.gz"):
         return read_fer2013(path, split, skip_bad, ferplus)
-    if ferplus is not None:
-        raise DataError("--ferplus relabels a FER2013 csv; the data given is not one")
-    return read_image_tree(path, split, skip_bad, channels)
+    raw = read_image_tree(path, split, skip_bad, channels)
+    rows = fer2013_rows(raw.keys)
+    if rows is not None:
+        # a ferml.pack zip: its images keep their FER2013 keys, so a seeded holdout drawn
+        # from it holds out the faces the csv's would
+        raw.keys = [f"row-{row:05d}" for row in rows]
+    if ferplus is None:
+        return raw
+    if rows is None:
+        raise DataError(f"--ferplus relabels FER2013 faces by row: give the FER2013 csv, or a zip from "
+                        f"python -m ferml.pack (its images are named row-NNNNN); {path.name} is neither")
+    return relabel_by_ferplus(raw, ferplus, rows)
+
+
+def fer2013_rows(keys: list[str]) -> list[int] | None:
+    """The FER2013 rows of images named ``row-NNNNN`` (as ferml.pack names them), or None
+    unless every image is so named."""
+    rows = []
+    for key in keys:
+        match = PACKED_NAME.fullmatch(PurePosixPath(key).stem)
+        if match is None:
+            return None
+        rows.append(int(match.group(1)))
+    return rows or None
+
+
+def relabel_by_ferplus(raw: RawSet, ferplus, rows: list[int]) -> RawSet:
+    """The FER2013 faces of ``raw`` with their FER+ votes; those the crowd called not a face dropped."""
+    votes, is_face = ferplus_vote_counts(ferplus, rows)
+    kept = raw.subset(np.flatnonzero(is_face))
+    kept.votes = list(votes[is_face])
+    kept.skipped["FER+ not a face"] += int((~is_face).sum())
+    return kept
 
 
 def to_model_array(image: np.ndarray, size: int, channels: int) -> np.ndarray:

@@ -34,7 +34,11 @@ INIT=${INIT:-gpu/dense121_100.init.pt}
 DEVICE=${DEVICE:-cuda}
 MINUTES=${MINUTES:-6}          # each one-cycle schedule is sized to end within this
 BENCH_BATCH=${BENCH_BATCH:-64}
-SHARING=${SHARING:-3}        # how much slower a run is with the other three beside it
+# How much slower a run is with the other three beside it, the first epoch's start-up
+# included. On an H200 the four ran at about their speed alone (the step timing said
+# 1,000-1,700 images/s for dense121_100 at batch 64; its run made 930-1,050 after a first
+# epoch of 70 s), and at 1.2 the fine-tuning run was stopped after 11 of 15 epochs.
+SHARING=${SHARING:-1.6}
 EXTRA=${EXTRA:-}
 OUT=${OUT:-runs/gpu}
 WORK=${WORK:-$(mktemp -d)}

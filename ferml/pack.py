@@ -25,9 +25,8 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 import torch
+from PIL import Image
 
 from .checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from .data import decode_image, read_fer2013

@@ -178,27 +178,13 @@ def read_fer2013(path, split=None, skip_bad=False, ferplus=None) -> RawSet:
         if df.empty:
             raise MissingSplitError(f"{path}: no rows with Usage {usage}")
     raw = RawSet([], [], [], path)
-    votes, is_face = None, None
-    if ferplus is not None:
-        votes, is_face = ferplus_vote_counts(ferplus, rows=df["row"].to_numpy())
-        raw.votes = []
-    for pos, (emotion, pixels, row, line) in enumerate(df[["emotion", "pixels", "row", "line"]].itertuples(index=False)):
+    rows = []
+    for emotion, pixels, row, line in df[["emotion", "pixels", "row", "line"]].itertuples(index=False):
         where = f"{path.name} line {line} (row {row})"
         try:
             image = _parse_pixels(pixels, where)
-            if votes is not None:
-                if not is_face[pos]:
-                    raw.skipped["FER+ not a face"] += 1
-                    continue
-                name = "neutral"  # unused: the label comes from the votes (prepare)
-            else:
-                try:
-                    code = int(emotion)
-                except (TypeError, ValueError):
-                    raise DataError(f"{where}: emotion {emotion!r} is not a code 0-6") from None
-                if not 0 <= code < len(FER7) or str(emotion).strip() not in {str(code), f"{code}.0"}:
-                    raise DataError(f"{where}: unknown emotion code {emotion!r} (0-6 expected)")
-                name = FER7[code]
+            # relabelled by FER+, the label comes from the votes (prepare)
+            name = "neutral" if ferplus is not None else _fer7_name(emotion, where)
         except DataError:
             if not skip_bad:
                 raise
@@ -207,9 +193,18 @@ def read_fer2013(path, split=None, skip_bad=False, ferplus=None) -> RawSet:
         raw.images.append(image)
         raw.names.append(name)
         raw.keys.append(f"row-{int(row):05d}")
-        if votes is not None:
-            raw.votes.append(votes[pos])
-    return raw
+        rows.append(int(row))
+    return raw if ferplus is None else relabel_by_ferplus(raw, ferplus, rows)
+
+
+def _fer7_name(emotion, where: str) -> str:
+    try:
+        code = int(emotion)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: emotion {emotion!r} is not a code 0-6") from None
+    if not 0 <= code < len(FER7) or str(emotion).strip() not in {str(code), f"{code}.0"}:
+        raise DataError(f"{where}: unknown emotion code {emotion!r} (0-6 expected)")
+    return FER7[code]
 
 
 def read_ferplus_votes(path) -> pd.DataFrame:

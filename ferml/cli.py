@@ -67,7 +67,7 @@ def cmd_train(args) -> int:
         init=args.init, channels=args.channels, dropout=args.dropout, val_data=args.val_data,
         val_fraction=args.val_fraction, limit=args.limit, skip_bad=args.skip_bad, ferplus=args.ferplus,
         ferplus_mode=args.ferplus_mode, display_name=args.name, half=args.half, progress=not args.no_progress,
-        time_limit=args.time_limit,
+        time_limit=args.time_limit, swa_start=args.swa, swa_lr=args.swa_lr,
     )
     result = train(cfg, log=lambda m: print(m, flush=True))
     if int(os.environ.get("RANK", "0")) == 0:
@@ -262,6 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="bf16 autocast or fp32; auto takes bf16 on CPUs with AVX512-BF16 or AMX and on GPUs "
                         "that support it")
+    p.add_argument("--swa", type=int, default=0, metavar="EPOCH",
+                   help="stochastic weight averaging: from this epoch on hold the rate at --swa-lr and validate "
+                        "and keep the running mean of each epoch's weights (0: off)")
+    p.add_argument("--swa-lr", type=float, metavar="LR", help="the rate held while averaging (default: --lr)")
     p.add_argument("--tta", choices=TTA_MODES, default="none",
                    help="test-time augmentation stored in the checkpoint, applied by validation, score, "
                         "benchmark and live: none, flip (2 views) or crops (ten-crop)")

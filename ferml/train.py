@@ -77,6 +77,8 @@ class TrainConfig:
     half: bool = False
     progress: bool = True
     time_limit: float | None = None  # minutes; stop before an epoch that would run past it
+    swa_start: int = 0  # first epoch whose weights are averaged (stochastic weight averaging); 0 is off
+    swa_lr: float | None = None  # the rate held from swa_start on (default: lr)
 
     def output_path(self) -> Path:
         return Path(self.out or f"runs/{self.display_name or self.model}.pt")
@@ -124,6 +126,12 @@ def check_config(cfg: TrainConfig) -> None:
         raise ValueError(f"warm-up must be a share of the steps between 0 and 1, got {cfg.warmup}")
     if cfg.soft_targets and not cfg.ferplus:
         raise ValueError("--soft-targets trains on the crowd's vote distribution: give the votes with --ferplus")
+    if cfg.swa_start and not 1 <= cfg.swa_start <= cfg.epochs:
+        raise ValueError(f"--swa must name an epoch from 1 to --epochs ({cfg.epochs}), got {cfg.swa_start}")
+    if cfg.swa_lr is not None and cfg.swa_lr <= 0:
+        raise ValueError(f"--swa-lr must be a positive learning rate, got {cfg.swa_lr}")
+    if cfg.swa_lr is not None and not cfg.swa_start:
+        raise ValueError("--swa-lr is the rate of weight averaging: give its first epoch with --swa")
     if cfg.loss == "svm" and (cfg.soft_targets or cfg.mixup or cfg.label_smoothing):
         raise ValueError("the SVM loss takes hard labels only: no --soft-targets, --mixup or --label-smoothing")
 
@@ -265,6 +273,44 @@ class Batches:
     soft: bool
 
 
+class WeightAverage:
+    """Stochastic weight averaging (Izmailov et al. 2018): from epoch ``start`` on, the rate is
+    held at ``lr`` and the weights after each epoch join an equal-weight running mean, which
+    is what validation scores and the checkpoint stores. The mean of weights visited at a
+    steady, fairly high rate lies nearer the middle of a wide optimum than any one of them,
+    and generalizes better than the end of a decaying schedule (CIFAR: +1-2 points for VGG)."""
+
+    def __init__(self, model: torch.nn.Module, start: int, lr: float):
+        self.start, self.lr = start, lr
+        self.averaged = torch.optim.swa_utils.AveragedModel(model, use_buffers=False)
+
+    def active(self, epoch: int) -> bool:
+        return epoch >= self.start
+
+    @property
+    def count(self) -> int:
+        return int(self.averaged.n_averaged)
+
+    def hold_rate(self, optimizer) -> None:
+        for group in optimizer.param_groups:
+            group["lr"] = self.lr
+
+    def update(self, model: torch.nn.Module, x_train: torch.Tensor, batch_size: int) -> torch.nn.Module:
+        """Add the model's weights to the mean; batch-norm statistics of the mean are
+        measured afresh on the (unaugmented) training images. Returns the averaged model."""
+        self.averaged.update_parameters(model)
+        batches = (x_train[i:i + batch_size].contiguous(memory_format=torch.channels_last)
+                   for i in range(0, len(x_train), batch_size))
+        torch.optim.swa_utils.update_bn(batches, self.averaged)  # returns at once without batch norm
+        return self.averaged.module
+
+    def state_dict(self) -> dict:
+        return {k: v.detach().cpu() for k, v in self.averaged.state_dict().items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.averaged.load_state_dict(state)
+
+
 def build_training_model(cfg: TrainConfig, classes: list[str], resume_state: dict | None, log):
     """The model and its recorded arguments: fresh (He initialization), started from
     --init's weights, or restored from --resume."""
@@ -382,13 +428,19 @@ class CheckpointWriter:
         return make_checkpoint(model, self.model_args, self.cfg.labels, self.classes, self.preprocessor,
                                self.train_config, self.data, metrics, half=half, tta=self.cfg.tta)
 
-    def epoch_done(self, model, row: dict, best: dict, is_best: bool, optimizer, scheduler, history) -> None:
+    def epoch_done(self, model, row: dict, best: dict, is_best: bool, optimizer, scheduler, history,
+                   scored=None, averaged_state: dict | None = None) -> None:
+        """``scored``: the model validation scored (the weight average, if any), which the best
+        checkpoint stores; ``.last.pt`` keeps the trained weights, and the average to resume it."""
         if is_best:
-            save_checkpoint(self._checkpoint(model, best, half=self.cfg.half), self.out)
+            save_checkpoint(self._checkpoint(scored if scored is not None else model, best, half=self.cfg.half),
+                            self.out)
         state = self._checkpoint(model, row)
         state["resume"] = {"epoch": row["epoch"], "optimizer": optimizer.state_dict(),
                            "scheduler": scheduler.state_dict() if scheduler is not None else None,
                            "best": best, "history": history}
+        if averaged_state is not None:
+            state["resume"]["swa"] = averaged_state
         save_checkpoint(state, self.out.with_suffix(".last.pt"))
         write_metrics(self.out.with_suffix(".metrics.csv"), history)
 
@@ -424,6 +476,11 @@ def train(cfg: TrainConfig, log=print) -> dict:
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if ddp.active else model
     optimizer, scheduler, per_step = make_optimizer(cfg, net.parameters(), batches.steps)
     start_epoch, best, history = restore_progress(resume_state, optimizer, scheduler)
+    averaging = None
+    if cfg.swa_start:
+        averaging = WeightAverage(model, cfg.swa_start, cfg.swa_lr or cfg.lr or default_lr(cfg.optimizer))
+        if resume_state and resume_state.get("resume", {}).get("swa"):
+            averaging.load_state_dict(resume_state["resume"]["swa"])
     writer = CheckpointWriter(cfg.output_path(), model_args, cfg, train_set.classes, pre,
                               dict(asdict(cfg), precision_used=precision), data_record(cfg, train_set, val_set))
     gen = torch.Generator(device=device)
@@ -436,15 +493,21 @@ def train(cfg: TrainConfig, log=print) -> dict:
     stopped_early = False
     for epoch in range(start_epoch, cfg.epochs + 1):
         t0 = time.time()
-        sums = train_epoch(net, batches, cfg, epoch, optimizer, scheduler, per_step, device, precision, gen,
-                           mix_rng, ddp)
+        averaging_now = averaging is not None and averaging.active(epoch)
+        if averaging_now:
+            averaging.hold_rate(optimizer)
+        sums = train_epoch(net, batches, cfg, epoch, optimizer, scheduler, per_step and not averaging_now, device,
+                           precision, gen, mix_rng, ddp)
         loss_total, correct_total, seen_total = ddp.sum(*sums)
         train_loss, train_acc = loss_total / seen_total, correct_total / seen_total
         train_seconds = time.time() - t0
         # validation runs in float32, as score, benchmark and live do: the figure that picks
         # the checkpoint is the one users get
-        val_loss, val_acc = evaluate(model, x_val, y_val, cfg.tta, device, "fp32")
-        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scored = averaging.update(model, batches.x, 512) if averaging_now else model
+        val_loss, val_acc = evaluate(scored, x_val, y_val, cfg.tta, device, "fp32")
+        if averaging_now:
+            pass  # the rate stays where weight averaging holds it
+        elif isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step(train_loss)  # thesis: lower the rate when the training loss stops improving
         elif scheduler is not None and not per_step:
             scheduler.step()
@@ -452,6 +515,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
                "val_loss": round(val_loss, 6), "val_accuracy": round(val_acc, 6),
                "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.time() - t0, 2),
                "train_images_per_second": round(seen_total / train_seconds, 1)}
+        if averaging is not None:
+            row["averaged_epochs"] = averaging.count if averaging_now else 0
         history.append(row)
         is_best = val_acc > best["val_accuracy"]
         if is_best:
@@ -461,7 +526,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
             log(f"epoch {epoch}: train loss {train_loss:.4f} acc {train_acc:.4f} | "
                 f"val loss {val_loss:.4f} acc {val_acc:.4f} | {row['seconds']:.0f}s, "
                 f"{row['train_images_per_second']:.0f} img/s")
-            writer.epoch_done(model, row, best, is_best, optimizer, scheduler, history)
+            writer.epoch_done(model, row, best, is_best, optimizer, scheduler, history, scored,
+                              averaging.state_dict() if averaging_now else None)
         if cfg.time_limit is not None and epoch < cfg.epochs:
             # assume the next epoch takes as long as this one; every rank must agree to stop
             over = time.time() - started + row["seconds"] > cfg.time_limit * 60
@@ -479,6 +545,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
 def write_metrics(path: Path, history: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(history[0]))
+        # a resumed run may add columns (weight averaging) that its first rows lack
+        fields = list(dict.fromkeys(key for row in history for key in row))
+        writer = csv.DictWriter(fh, fieldnames=fields, restval="")
         writer.writeheader()
         writer.writerows(history)

@@ -1,5 +1,6 @@
 """The training recipe: soft targets, label smoothing, mixup, bf16, one-cycle, TTA, the
 seeded holdout, FER+ labels by bins, and training across input sizes, on real faces."""
+import csv
 import json
 import math
 import os
@@ -205,6 +206,12 @@ def test_contradictory_options_are_refused(fer_sample_csv):
     res = subprocess.run([sys.executable, "-m", "ferml", "train", "--model", "bkmin", "--data", str(fer_sample_csv),
                           "--rotation", "200"], cwd=ROOT, capture_output=True, text=True)
     assert res.returncode == 2 and "rotation must be between 0 and 180 degrees, got 200" in res.stderr
+    res = subprocess.run([sys.executable, "-m", "ferml", "train", "--model", "bkmin", "--data", str(fer_sample_csv),
+                          "--epochs", "5", "--swa", "6"], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 2 and "--swa must name an epoch from 1 to --epochs (5), got 6" in res.stderr
+    res = subprocess.run([sys.executable, "-m", "ferml", "train", "--model", "bkmin", "--data", str(fer_sample_csv),
+                          "--swa-lr", "1e-3"], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 2 and "give its first epoch with --swa" in res.stderr
 
 
 def test_augmentation_strength_reaches_every_batch_and_the_checkpoint(fer_sample_csv, tmp_path, monkeypatch):
@@ -327,3 +334,67 @@ def test_export_stores_half_precision_and_the_chosen_tta(soft_run, tmp_path, fer
     assert (tmp_path / "half.pt").stat().st_size < 0.6 * soft.stat().st_size
     assert half["tta"] == "crops" and Predictor(tmp_path / "half.pt").tta == "crops"
     assert read_checkpoint(soft)["tta"] == "flip"
+
+
+def test_weight_averaging_validates_and_keeps_the_mean_of_the_epochs(tmp_path, fer_sample_csv):
+    """--swa 2: epochs 2 and 3 run at --swa-lr, and from epoch 2 on validation scores (and the
+    best checkpoint stores) the mean of the weights after each of them; a run stopped after
+    epoch 2 resumes with its average."""
+    common = dict(model="bkmin", data=str(fer_sample_csv), batch_size=16, optimizer="adam", lr=1e-3,
+                  precision="fp32", augment=False, val_split="holdout", val_fraction=0.2, tta="flip", seed=2,
+                  swa_start=2, swa_lr=3e-4, progress=False)
+    two = train(TrainConfig(epochs=2, out=str(tmp_path / "two.pt"), **common), log=quiet)
+    three = train(TrainConfig(epochs=3, out=str(tmp_path / "three.pt"), **common), log=quiet)
+    assert [row["averaged_epochs"] for row in three["history"]] == [0, 1, 2]
+    assert [row["lr"] for row in three["history"]] == [1e-3, 3e-4, 3e-4]
+    rows = list(csv.DictReader(open(three["metrics"])))
+    assert [row["averaged_epochs"] for row in rows] == ["0", "1", "2"]
+
+    after_two = read_checkpoint(tmp_path / "two.last.pt")["state_dict"]
+    last = read_checkpoint(tmp_path / "three.last.pt")
+    after_three, average = last["state_dict"], last["resume"]["swa"]
+    assert int(average["n_averaged"]) == 2
+    for key, weights in after_three.items():
+        assert not torch.equal(weights, after_two[key])
+        torch.testing.assert_close(average[f"module.{key}"], (weights + after_two[key]) / 2)
+
+    # the average's holdout accuracy is the figure epoch 3 reports
+    averaged = dict(last, state_dict={k.removeprefix("module."): v for k, v in average.items() if k != "n_averaged"})
+    averaged.pop("resume")
+    torch.save(averaged, tmp_path / "averaged.pt")
+    data = load_dataset(fer_sample_csv, split="train", label_set="fer7", size=42)
+    held = data.subset(np.flatnonzero(holdout_mask(data.keys, 2, 0.2)))
+    probs = Predictor(tmp_path / "averaged.pt").predict_proba_arrays(held.images)
+    assert (probs.argmax(1) == held.labels).mean() == pytest.approx(three["history"][2]["val_accuracy"], abs=1e-6)
+    best = read_checkpoint(tmp_path / "three.pt")
+    # the average of epoch 2 alone is epoch 2's weights
+    stored_by_epoch = {2: after_two, 3: averaged["state_dict"]}
+    if three["best"]["epoch"] in stored_by_epoch:
+        torch.testing.assert_close(best["state_dict"], stored_by_epoch[three["best"]["epoch"]])
+
+    resumed = train(TrainConfig(epochs=3, resume=str(tmp_path / "two.last.pt"), out=str(tmp_path / "r.pt"), **common),
+                    log=quiet)
+    assert [row["averaged_epochs"] for row in resumed["history"]] == [0, 1, 2]
+    assert int(read_checkpoint(tmp_path / "r.last.pt")["resume"]["swa"]["n_averaged"]) == 2
+
+
+def test_weight_averaging_measures_batch_norm_afresh(fer_sample_csv):
+    """A network with batch norm: the average's running statistics are those of the training
+    images passed through the averaged weights, not a mean of the members' statistics."""
+    from ferml.preprocess import Preprocessor
+    from ferml.train import WeightAverage
+
+    data = load_dataset(fer_sample_csv, split="train", label_set="fer7", size=42)
+    x = Preprocessor(42, 1).fit(data.images)(data.images[:64])
+    torch.manual_seed(0)
+    model = create_model("resnet18", 7, 1).to(memory_format=torch.channels_last)
+    averaging = WeightAverage(model, start=1, lr=1e-3)
+    averaged = averaging.update(model, x, batch_size=16)
+    assert averaging.count == 1
+    conv, first_bn = averaged.stem[0], averaged.stem[1]
+    assert isinstance(conv, torch.nn.Conv2d) and isinstance(first_bn, torch.nn.BatchNorm2d)
+    with torch.no_grad():
+        conv_out = conv(x)
+    torch.testing.assert_close(first_bn.running_mean, conv_out.mean((0, 2, 3)), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(first_bn.running_var, conv_out.var((0, 2, 3)), rtol=1e-3, atol=1e-5)
+    assert not torch.allclose(first_bn.running_mean, torch.zeros_like(first_bn.running_mean))

@@ -68,6 +68,7 @@ def cmd_train(args) -> int:
         val_fraction=args.val_fraction, limit=args.limit, skip_bad=args.skip_bad, ferplus=args.ferplus,
         ferplus_mode=args.ferplus_mode, display_name=args.name, half=args.half, progress=not args.no_progress,
         time_limit=args.time_limit, swa_start=args.swa, swa_lr=args.swa_lr,
+        teacher=args.teacher, teacher_weight=args.teacher_weight,
     )
     result = train(cfg, log=lambda m: print(m, flush=True))
     if int(os.environ.get("RANK", "0")) == 0:
@@ -266,6 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stochastic weight averaging: from this epoch on hold the rate at --swa-lr and validate "
                         "and keep the running mean of each epoch's weights (0: off)")
     p.add_argument("--swa-lr", type=float, metavar="LR", help="the rate held while averaging (default: --lr)")
+    p.add_argument("--teacher", metavar="MODEL",
+                   help="distillation: mix this model's softmax on each training image (its own TTA; a name, "
+                        "checkpoint or ensemble) into the targets")
+    p.add_argument("--teacher-weight", type=float, default=TrainConfig.teacher_weight, metavar="W",
+                   help="the teacher's share of each target (default %(default)g)")
     p.add_argument("--tta", choices=TTA_MODES, default="none",
                    help="test-time augmentation stored in the checkpoint, applied by validation, score, "
                         "benchmark and live: none, flip (2 views) or crops (ten-crop)")

@@ -79,6 +79,8 @@ class TrainConfig:
     time_limit: float | None = None  # minutes; stop before an epoch that would run past it
     swa_start: int = 0  # first epoch whose weights are averaged (stochastic weight averaging); 0 is off
     swa_lr: float | None = None  # the rate held from swa_start on (default: lr)
+    teacher: str | None = None  # model name or checkpoint whose softmax joins the targets (distillation)
+    teacher_weight: float = 0.5  # the teacher's share of each target
 
     def output_path(self) -> Path:
         return Path(self.out or f"runs/{self.display_name or self.model}.pt")
@@ -132,8 +134,12 @@ def check_config(cfg: TrainConfig) -> None:
         raise ValueError(f"--swa-lr must be a positive learning rate, got {cfg.swa_lr}")
     if cfg.swa_lr is not None and not cfg.swa_start:
         raise ValueError("--swa-lr is the rate of weight averaging: give its first epoch with --swa")
-    if cfg.loss == "svm" and (cfg.soft_targets or cfg.mixup or cfg.label_smoothing):
-        raise ValueError("the SVM loss takes hard labels only: no --soft-targets, --mixup or --label-smoothing")
+    if not 0 < cfg.teacher_weight <= 1:
+        raise ValueError(f"--teacher-weight is the teacher's share of each target, in (0, 1]; got {cfg.teacher_weight}")
+    if cfg.teacher_weight != TrainConfig.teacher_weight and not cfg.teacher:
+        raise ValueError("--teacher-weight weighs a teacher's predictions: name the teacher with --teacher")
+    if cfg.loss == "svm" and (cfg.soft_targets or cfg.mixup or cfg.label_smoothing or cfg.teacher):
+        raise ValueError("the SVM loss takes hard labels only: no --soft-targets, --mixup, --label-smoothing or --teacher")
 
 
 def _read_split_or_all(path, split, cfg) -> tuple[RawSet, bool]:
@@ -380,15 +386,43 @@ def train_epoch(net, batches: Batches, cfg: TrainConfig, epoch: int, optimizer, 
     return float(loss_sum), int(correct), seen
 
 
-def training_targets(cfg: TrainConfig, train_set) -> tuple[torch.Tensor, bool]:
+def training_targets(cfg: TrainConfig, train_set, log=print) -> tuple[torch.Tensor, bool]:
     """What the loss compares with: vote distributions (--soft-targets), one-hot rows (for
-    mixup to blend), or class indices; and whether they are distributions."""
+    mixup to blend), or class indices, each mixed with a teacher's softmax (--teacher); and
+    whether they are distributions."""
     if cfg.soft_targets:
-        return torch.from_numpy(train_set.targets), True
-    labels = torch.from_numpy(train_set.labels)
-    if cfg.mixup > 0:
-        return F.one_hot(labels, len(train_set.classes)).float(), True
-    return labels, False
+        targets = torch.from_numpy(train_set.targets).float()
+    else:
+        labels = torch.from_numpy(train_set.labels)
+        if cfg.mixup <= 0 and not cfg.teacher:
+            return labels, False
+        targets = F.one_hot(labels, len(train_set.classes)).float()
+    if cfg.teacher:
+        targets = (1 - cfg.teacher_weight) * targets + cfg.teacher_weight * teacher_probabilities(cfg, train_set, log)
+    return targets, True
+
+
+def teacher_probabilities(cfg: TrainConfig, train_set, log=print) -> torch.Tensor:
+    """Knowledge distillation (Hinton et al. 2015): the teacher's softmax on each training
+    image as it is (unaugmented), with the teacher's own test-time augmentation, binned into
+    the student's label set. Where the labels are noisy, as FER2013's are, a teacher's
+    graded beliefs (this face is half fear, half surprise) say more than one hard label, and
+    an ensemble teacher hands its average to a single network."""
+    from .inference import Predictor, resize_arrays, resolve_model
+
+    started = time.time()
+    teacher = Predictor(resolve_model(cfg.teacher), device=cfg.device, batch_size=512)
+    if teacher.channels != cfg.channels:
+        raise ValueError(f"teacher {cfg.teacher} reads {teacher.channels}-channel images, the student {cfg.channels}")
+    try:
+        probs = teacher.predict_proba_arrays(resize_arrays(train_set.images, teacher.input_size), cfg.labels)
+    except ValueError as exc:
+        raise ValueError(f"teacher {cfg.teacher} predicts {teacher.label_set}, which cannot be put into "
+                         f"{cfg.labels}: {exc}") from None
+    agree = float((probs.argmax(1) == (train_set.targets.argmax(1) if cfg.soft_targets else train_set.labels)).mean())
+    log(f"teacher {teacher.name} ({teacher.label_set}, tta {teacher.tta}) on {len(probs)} training images: "
+        f"agrees with {100 * agree:.1f} % of their labels, {time.time() - started:.0f} s")
+    return torch.from_numpy(probs).float()
 
 
 def training_device(cfg: TrainConfig) -> tuple[torch.device, "Distributed"]:
@@ -464,7 +498,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     else:
         pre = Preprocessor(entry.input_size, cfg.channels).fit(train_set.images, pixel_norm=cfg.pixel_norm)
     x_val, y_val = pre(val_set.images), torch.from_numpy(val_set.labels)
-    y_train, soft = training_targets(cfg, train_set)
+    y_train, soft = training_targets(cfg, train_set, log)
     batches = Batches(pre(train_set.images).to(device), y_train.to(device),
                       math.ceil(len(train_set) / ddp.world / cfg.batch_size), soft)
 

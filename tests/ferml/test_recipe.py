@@ -398,3 +398,42 @@ def test_weight_averaging_measures_batch_norm_afresh(fer_sample_csv):
     torch.testing.assert_close(first_bn.running_mean, conv_out.mean((0, 2, 3)), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(first_bn.running_var, conv_out.var((0, 2, 3)), rtol=1e-3, atol=1e-5)
     assert not torch.allclose(first_bn.running_mean, torch.zeros_like(first_bn.running_mean))
+
+
+def test_distillation_mixes_the_teachers_softmax_into_the_targets(tmp_path, fer_sample_csv, soft_run):
+    """--teacher: each training image's target is (1 - W) x its label + W x the teacher's
+    softmax on it (the teacher's own TTA), binned into the student's label set."""
+    from ferml.train import load_training_data, training_targets
+
+    teacher_out = tmp_path / "teacher.pt"
+    train(TrainConfig(model="bkmin", data=str(fer_sample_csv), epochs=1, batch_size=16, optimizer="adam",
+                      tta="flip", seed=5, out=str(teacher_out), progress=False), log=quiet)
+    messages = []
+    for labels in ("fer7", "bin3"):
+        cfg = TrainConfig(model="bkmin", data=str(fer_sample_csv), labels=labels, teacher=str(teacher_out),
+                          teacher_weight=0.3)
+        train_set, _ = load_training_data(cfg, 42)
+        targets, soft = training_targets(cfg, train_set, log=messages.append)
+        teacher = Predictor(teacher_out).predict_proba_arrays(train_set.images, labels)
+        assert soft and targets.shape == (len(train_set), len(train_set.classes))
+        one_hot = np.eye(len(train_set.classes))[train_set.labels]
+        np.testing.assert_allclose(targets.numpy(), 0.7 * one_hot + 0.3 * teacher, atol=1e-6)
+        np.testing.assert_allclose(targets.sum(1).numpy(), 1, atol=1e-5)
+    assert "teacher teacher (fer7, tta flip)" in messages[0] and "agrees with" in messages[0]
+
+    student = train(TrainConfig(model="bkmin", data=str(fer_sample_csv), epochs=1, batch_size=16, optimizer="adam",
+                                teacher=str(teacher_out), teacher_weight=0.3, seed=5, out=str(tmp_path / "s.pt"),
+                                progress=False), log=quiet)
+    recorded = read_checkpoint(student["out"])["train"]
+    assert recorded["teacher"] == str(teacher_out) and recorded["teacher_weight"] == 0.3
+
+    # a bin3 teacher cannot say which of the seven emotions a face shows
+    _, _, bin3_teacher = soft_run
+    res = subprocess.run([sys.executable, "-m", "ferml", "train", "--model", "bkmin", "--data", str(fer_sample_csv),
+                          "--teacher", str(bin3_teacher), "--epochs", "1", "--out", str(tmp_path / "x.pt")],
+                         cwd=ROOT, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert "predicts bin3, which cannot be put into fer7" in res.stderr
+    res = subprocess.run([sys.executable, "-m", "ferml", "train", "--model", "bkmin", "--data", str(fer_sample_csv),
+                          "--teacher-weight", "0.4"], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 2 and "name the teacher with --teacher" in res.stderr

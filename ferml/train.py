@@ -420,7 +420,8 @@ def teacher_probabilities(cfg: TrainConfig, train_set, log=print) -> torch.Tenso
         raise ValueError(f"teacher {cfg.teacher} predicts {teacher.label_set}, which cannot be put into "
                          f"{cfg.labels}: {exc}") from None
     agree = float((probs.argmax(1) == (train_set.targets.argmax(1) if cfg.soft_targets else train_set.labels)).mean())
-    log(f"teacher {teacher.name} ({teacher.label_set}, tta {teacher.tta}) on {len(probs)} training images: "
+    views = "/".join(sorted({member.tta for member in teacher.members} or {teacher.tta}))
+    log(f"teacher {teacher.name} ({teacher.label_set}, tta {views}) on {len(probs)} training images: "
         f"agrees with {100 * agree:.1f} % of their labels, {time.time() - started:.0f} s")
     return torch.from_numpy(probs).float()
 

@@ -4,9 +4,9 @@
 # holdout, always the tenth picked by seed 0); PublicTest is only scored, never used to choose.
 # Each row adds one change to the row above it, except where the name says otherwise.
 #   scripts/recipe_comparison.sh            (about an hour on 2 cores; needs ../shared/data)
-#   PRECISION_SEEDS="1 2" scripts/recipe_comparison.sh
-#       also trains rows 4 (bf16) and 6 (float32) with these seeds: bf16 against float32
-#       over three runs each (about 70 minutes more)
+#   PRECISION_SEEDS="1 2 3" scripts/recipe_comparison.sh
+#       also trains rows 4 (bf16) and 6 (float32) with these seeds and prints bf16 minus
+#       float32 seed by seed and on average (about 30 minutes a seed)
 #   EPOCHS=1 LIMIT=2000 scripts/recipe_comparison.sh    (a quick rehearsal)
 # Finished runs are kept in $OUT and not trained again. Prints the holdout accuracy (best
 # epoch) and the PublicTest accuracy of each run, bin3 against the FER+ majority.
@@ -68,6 +68,9 @@ fi
 
 "$PY" - "$OUT" <<'PYEOF'
 import json, sys
+from statistics import mean, stdev
+
+from scipy.stats import ttest_1samp
 from pathlib import Path
 out = Path(sys.argv[1])
 
@@ -89,9 +92,21 @@ for tta in ("none", "flip", "crops"):
     got = scores(f"tta-{tta}")
     if got:
         print(line(f"4-smoothing, TTA {tta}", got))
-for row in ("4-smoothing", "6-fp32"):
-    runs = [s for s in [scores(row)] + [scores(p.stem.rsplit(".", 1)[0]) for p in sorted(out.glob(f"{row}-seed*.val.json"))] if s]
-    if len(runs) > 1:
-        mean = [sum(r[i] for r in runs) / len(runs) for i in (0, 1)]
-        print(line(f"{row}, mean of {len(runs)} seeds", mean))
+# bf16 (row 4) against float32 (row 6), paired by seed: the same initialization, holdout and data order
+pairs = []
+for seed in [""] + sorted({p.name.split(".")[0].rsplit("-seed", 1)[1] for p in out.glob("*-seed*.val.json")}, key=int):
+    suffix = f"-seed{seed}" if seed else ""
+    bf16, fp32 = scores(f"4-smoothing{suffix}"), scores(f"6-fp32{suffix}")
+    if bf16 and fp32:
+        pairs.append((seed or "0", bf16, fp32))
+if len(pairs) > 1:
+    print(f"\n{'bf16 - float32, points':<26}{'holdout':>14}{'PublicTest':>17}")
+    for seed, bf16, fp32 in pairs:
+        print(f"{'seed ' + seed:<26}" + "".join(f"{100 * (b - f):>+{w}.2f}" for b, f, w in zip(bf16, fp32, (14, 17))))
+    for name, at in (("mean bf16", 1), ("mean float32", 2)):
+        print(line(f"{name}, {len(pairs)} seeds", [mean(p[at][i] for p in pairs) for i in (0, 1)]))
+    gaps = [[100 * (p[1][i] - p[2][i]) for p in pairs] for i in (0, 1)]
+    print(f"{'mean difference':<26}" + "".join(f"{f'{mean(g):+.2f} (sd {stdev(g):.2f})':>{w}}" for g, w in zip(gaps, (14, 17))))
+    intervals = [ttest_1samp(g, 0.0).confidence_interval(0.95) for g in gaps]
+    print(f"{'95 % interval (t)':<26}" + "".join(f"{f'{c.low:+.2f} to {c.high:+.2f}':>{w}}" for c, w in zip(intervals, (14, 17))))
 PYEOF

@@ -68,10 +68,10 @@ fi
 
 "$PY" - "$OUT" <<'PYEOF'
 import json, sys
+from pathlib import Path
 from statistics import mean, stdev
 
 from scipy.stats import ttest_1samp
-from pathlib import Path
 out = Path(sys.argv[1])
 
 def scores(stem):
@@ -94,11 +94,11 @@ for tta in ("none", "flip", "crops"):
         print(line(f"4-smoothing, TTA {tta}", got))
 # bf16 (row 4) against float32 (row 6), paired by seed: the same initialization, holdout and data order
 pairs = []
-for seed in [""] + sorted({p.name.split(".")[0].rsplit("-seed", 1)[1] for p in out.glob("*-seed*.val.json")}, key=int):
+for seed in [0] + sorted(int(p.name.split(".")[0].removeprefix("4-smoothing-seed")) for p in out.glob("4-smoothing-seed*.val.json")):
     suffix = f"-seed{seed}" if seed else ""
     bf16, fp32 = scores(f"4-smoothing{suffix}"), scores(f"6-fp32{suffix}")
     if bf16 and fp32:
-        pairs.append((seed or "0", bf16, fp32))
+        pairs.append((str(seed), bf16, fp32))
 if len(pairs) > 1:
     print(f"\n{'bf16 - float32, points':<26}{'holdout':>14}{'PublicTest':>17}")
     for seed, bf16, fp32 in pairs:

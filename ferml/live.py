@@ -196,9 +196,14 @@ def live_frames(analyzer: LiveAnalyzer, video: VideoSource, max_frames: int | No
     ``loop`` plays a video file again and again.
     """
     pace = realtime and video.is_file
-    start = time.monotonic()
+    start = None
     for n, frame in enumerate(video.frames(max_frames, loop)):
-        yield draw_tracks(frame, analyzer.process(frame))
+        shown = draw_tracks(frame, analyzer.process(frame))
+        if start is None:
+            # The schedule counts from the first frame shown: a slow first frame (the model
+            # warming up) is not made up for by a burst of frames after it.
+            start = time.monotonic()
+        yield shown
         if pace:
             delay = start + (n + 1) / video.fps - time.monotonic()
             if delay > 0:

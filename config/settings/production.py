@@ -41,9 +41,13 @@ SECURE_HSTS_PRELOAD = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 # The proxy (README's nginx example) sets X-Forwarded-For to the client's address; the
-# login throttle counts failures per account and that address. gunicorn listens on
-# loopback only, so no client can set the header itself.
+# login throttle counts failures per account and that address (django-ipware reads it;
+# without it every attempt would count against the proxy's address). gunicorn listens on
+# loopback only, so no client reaches the app without the proxy. The right-most address is
+# the one the proxy saw itself: a proxy that appends to a client's own header instead of
+# replacing it still cannot be told another address.
 AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+AXES_IPWARE_PROXY_ORDER = "right-most"
 
 # Server errors (a 500's traceback) go to stderr, which gunicorn writes to its error log;
 # 4xx answers are in gunicorn's access log already.

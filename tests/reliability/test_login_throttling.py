@@ -96,3 +96,50 @@ def test_the_admin_login_is_throttled_too(django_user_model):
     answers = fail(client, settings.AXES_FAILURE_LIMIT, "boss")
     assert answers[-1].status_code == 429
     assert log_in(client, "pw-boss-7Qx", "boss", url="/admin/login/").status_code == 429
+
+
+@pytest.fixture
+def behind_the_proxy(settings, monkeypatch):
+    """The production settings' reading of the client address: gunicorn on loopback, the
+    proxy's X-Forwarded-For naming the client."""
+    import importlib
+    import sys
+
+    for name, value in {"SECRET_KEY": "k" * 50, "DATABASE_URL": "sqlite:////tmp/unused.sqlite3",
+                        "ALLOWED_HOSTS": "fer.example.org"}.items():
+        monkeypatch.setenv(name, value)
+    sys.modules.pop("config.settings.production", None)
+    production = importlib.import_module("config.settings.production")
+    sys.modules.pop("config.settings.production", None)
+    for name in ("AXES_IPWARE_META_PRECEDENCE_ORDER", "AXES_IPWARE_PROXY_ORDER"):
+        setattr(settings, name, getattr(production, name))
+
+
+def forwarded(address: str) -> Client:
+    return Client(REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=address)
+
+
+def test_axes_reads_the_forwarded_address_through_django_ipware():
+    import axes.helpers
+
+    assert axes.helpers.IPWARE_INSTALLED, "django-axes[ipware] must be installed"
+
+
+def test_behind_the_proxy_a_lock_holds_for_the_forwarded_address_only(ann, behind_the_proxy):
+    attacker = forwarded("198.51.100.7")
+    answers = fail(attacker, settings.AXES_FAILURE_LIMIT)
+    assert answers[-1].status_code == 429
+    assert log_in(forwarded("198.51.100.7"), PASSWORD).status_code == 429
+    # Every request reaches the app from the proxy's 127.0.0.1: the account's owner at
+    # another address still logs in.
+    assert log_in(forwarded("203.0.113.9"), PASSWORD).status_code == 302
+    assert set(AccessAttempt.objects.values_list("ip_address", flat=True)) == {"198.51.100.7"}
+
+
+def test_behind_an_appending_proxy_a_client_cannot_choose_its_address(ann, behind_the_proxy):
+    # A proxy that appends ($proxy_add_x_forwarded_for) keeps what the client sent on the
+    # left; the address the proxy saw itself is the right-most one, and that one counts.
+    for n in range(settings.AXES_FAILURE_LIMIT):
+        log_in(forwarded(f"192.0.2.{n}, 198.51.100.7"), f"guess-{n}")
+    assert log_in(forwarded("192.0.2.99, 198.51.100.7"), PASSWORD).status_code == 429
+    assert log_in(forwarded("198.51.100.7, 203.0.113.9"), PASSWORD).status_code == 302

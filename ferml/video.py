@@ -5,13 +5,19 @@ apps do) does not load it.
 """
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mjpeg", ".mjpg"}
 STREAM_SCHEMES = ("http://", "https://", "rtsp://", "rtmp://")
+# OpenCV reads FFmpeg's options from this variable of the process when it opens a capture:
+# opening is serialised so that one source's options never reach another's.
+_FFMPEG_OPTIONS_VARIABLE = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+_OPEN_LOCK = threading.Lock()
 
 
 class LiveSourceError(ValueError):
@@ -43,18 +49,43 @@ def parse_source(source: str) -> int | str:
 class VideoSource:
     """Frames of a camera, stream or file; ``fps`` is the source's rate (25 when unknown)."""
 
-    def __init__(self, source: str):
+    def __init__(self, source: str, *, ffmpeg_options: dict[str, str] | None = None,
+                 name: str | None = None, on_close: Callable[[], None] | None = None):
+        """``source`` as ``parse_source`` reads it; with ``ffmpeg_options`` it goes to
+        FFmpeg as it is (``pipe:N``, a relayed URL) with those options. ``on_close`` runs
+        once the capture is released."""
         import cv2
 
-        self.name = str(source)
-        target = parse_source(source)
-        self.capture = cv2.VideoCapture(target)
+        self.name = name or str(source)
+        self._on_close = on_close
+        self._closed = False
+        target = parse_source(source) if ffmpeg_options is None else str(source)
+        with _OPEN_LOCK:
+            if ffmpeg_options is None:
+                self.capture = cv2.VideoCapture(target)
+            else:
+                os.environ[_FFMPEG_OPTIONS_VARIABLE] = "|".join(f"{k};{v}" for k, v in ffmpeg_options.items())
+                try:
+                    self.capture = cv2.VideoCapture(target, cv2.CAP_FFMPEG)
+                finally:
+                    del os.environ[_FFMPEG_OPTIONS_VARIABLE]
         if not self.capture.isOpened():
-            self.capture.release()
+            self.close()
             raise LiveSourceError(f"{self.name}: OpenCV cannot open this as a video, camera or stream")
         fps = self.capture.get(cv2.CAP_PROP_FPS)
         self.fps = fps if fps and 1 <= fps <= 240 else 25.0
-        self.is_file = isinstance(target, str) and not target.lower().startswith(STREAM_SCHEMES)
+        self.is_file = ffmpeg_options is None and isinstance(target, str) and not target.lower().startswith(STREAM_SCHEMES)
+
+    def close(self) -> None:
+        """Release the capture (and what feeds it); later calls do nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.capture.release()
+        finally:
+            if self._on_close is not None:
+                self._on_close()
 
     def frames(self, max_frames: int | None = None, loop: bool = False) -> Iterator[np.ndarray]:
         """The frames in order; ``loop`` starts a video file again at its end, like a kiosk."""
@@ -74,7 +105,7 @@ class VideoSource:
                 count += 1
                 yield frame
         finally:
-            self.capture.release()
+            self.close()
 
 
 def video_codec(path) -> str:

@@ -8,7 +8,7 @@ from ferml import live
 from ferml.labels import BIN_SETS, LABEL_SETS
 from ferml.video import STREAM_SCHEMES, VIDEO_SUFFIXES
 
-from .sources import SourceRefused, check_stream_url
+from .sources import CheckedStream, SourceRefused, check_stream_url
 
 
 def video_dir() -> Path:
@@ -27,7 +27,7 @@ class LiveForm(forms.Form):
     source = forms.CharField(
         label="Camera or video", max_length=500,
         help_text="A video stored on the server (listed below), a camera number such as 0, "
-                  "or a network camera's URL (http, https, rtsp, rtmp) on a host the server "
+                  "or a network camera's URL (http, https, rtsp) on a host the server "
                   "lists in LIVE_STREAM_HOSTS.",
     )
     model = forms.ChoiceField(label="Model")
@@ -62,9 +62,9 @@ class LiveForm(forms.Form):
             "label_every": live.DEFAULT_LABEL_EVERY, "loop": True,
         }
 
-    def clean_source(self) -> str:
-        """A camera number, a stream URL on a listed host, or the path of a stored video
-        (never any other file)."""
+    def clean_source(self) -> str | CheckedStream:
+        """A camera number, a stream URL on a listed host (with the addresses it was checked
+        at), or the path of a stored video (never any other file)."""
         source = self.cleaned_data["source"].strip()
         if source.isdigit():
             return source

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from dataclasses import dataclass
 from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
@@ -18,6 +19,27 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 class SourceRefused(ValueError):
     """A stream URL the live demo will not open; the message says why."""
+
+
+# FFmpeg's RTMP client follows redirects inside its protocol, out of the relay's sight
+# (live/relay.py), so the live demo does not open RTMP; cameras speak HTTP or RTSP.
+OPENED_SCHEMES = ("http", "https", "rtsp")
+DEFAULT_PORTS = {"http": 80, "https": 443, "rtsp": 554}
+
+
+@dataclass(frozen=True)
+class CheckedStream:
+    """A stream URL that passed the host check, with the addresses its name resolved to
+    then: the relay connects to one of these and never resolves the name again."""
+
+    url: str
+    scheme: str
+    host: str
+    port: int
+    addresses: tuple[Address, ...]
+
+    def __str__(self) -> str:
+        return self.url
 
 
 def _networks(entries: Iterable[str]) -> list[Network]:
@@ -48,8 +70,9 @@ def resolve_host(host: str, port: int | None) -> list[Address]:
 
 
 def check_stream_url(url: str, allowed: Iterable[str],
-                     resolve: Callable[[str, int | None], list[Address]] = resolve_host) -> str:
-    """``url`` if its host is listed in ``allowed`` and resolves to allowed addresses only."""
+                     resolve: Callable[[str, int | None], list[Address]] = resolve_host) -> CheckedStream:
+    """``url`` and its addresses, if its host is listed in ``allowed`` and resolves to
+    allowed addresses only."""
     allowed = [entry.strip() for entry in allowed if entry.strip()]
     if any(ord(c) <= 32 or ord(c) == 127 for c in url):
         raise SourceRefused("the stream URL contains spaces or control characters")
@@ -60,6 +83,12 @@ def check_stream_url(url: str, allowed: Iterable[str],
         raise SourceRefused(f"the stream URL cannot be read ({exc})") from None
     if not host:
         raise SourceRefused("the stream URL names no host")
+    scheme = parts.scheme.lower()
+    if scheme not in OPENED_SCHEMES:
+        raise SourceRefused(
+            f"{scheme} streams are not opened (their client follows redirects to hosts the server "
+            f"cannot check); give the camera's {' or '.join(OPENED_SCHEMES)} URL"
+        )
     host = host.rstrip(".")
     if not allowed:
         raise SourceRefused(
@@ -87,4 +116,4 @@ def check_stream_url(url: str, allowed: Iterable[str],
                 f"{host} resolves to {address}, a loopback, private or reserved address; "
                 "list that address or its network in LIVE_STREAM_HOSTS to open it"
             )
-    return url
+    return CheckedStream(url, scheme, host, port or DEFAULT_PORTS[scheme], tuple(addresses))

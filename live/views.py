@@ -8,10 +8,11 @@ from annotator.access import staff_required
 from annotator.errors import text_response, without_server_paths
 from ferml import live
 from ferml.inference import Predictor, available_models
-from ferml.video import LiveSourceError, VideoSource
+from ferml.video import LiveSourceError
 
 from .forms import LiveForm, stored_videos
 from .mjpeg import CONTENT_TYPE, mjpeg_stream
+from .relay import open_source
 from .streams import SLOTS, LimitedStream
 
 
@@ -26,6 +27,11 @@ def _starting_with(first: bytes, parts):
     """``first``, then ``parts``; closing it closes ``parts`` (and so the video)."""
     yield first
     yield from parts
+
+
+def _close(video) -> None:
+    if video is not None:
+        video.close()
 
 
 @require_GET
@@ -54,17 +60,20 @@ def stream(request):
         response = text_response(_busy_message(), 503)
         response["Retry-After"] = "60"
         return response
+    video = None
     try:
-        video = VideoSource(form.cleaned_data["source"])
+        video = open_source(form.cleaned_data["source"])
         predictor = Predictor.from_name(form.cleaned_data["model"])
         analyzer = live.LiveAnalyzer(predictor, form.live_settings())
         frames = live.live_frames(analyzer, video, realtime=True, loop=form.cleaned_data["loop"])
         parts = mjpeg_stream(frames)
         first = next(parts)  # a source that opens but yields no frame is refused here, not mid-stream
     except LiveSourceError as exc:
+        _close(video)
         SLOTS.give_back()
         return text_response(without_server_paths(str(exc)), 400)
     except BaseException:
+        _close(video)
         SLOTS.give_back()
         raise
     limited = LimitedStream(_starting_with(first, parts), settings.LIVE_MAX_STREAM_SECONDS, SLOTS.give_back)

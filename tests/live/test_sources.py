@@ -39,7 +39,8 @@ PUBLIC = resolver({
 ])
 def test_a_listed_host_with_public_addresses_is_opened(url):
     allowed = ["cam.example.org", "v6.example.org"]
-    assert check_stream_url(url, allowed, resolve=PUBLIC) == url
+    checked = check_stream_url(url, allowed, resolve=PUBLIC)
+    assert checked.url == url and checked.addresses and checked.port in (80, 443, 554)
 
 
 @pytest.mark.parametrize("url, allowed, reason", [
@@ -56,6 +57,7 @@ def test_a_listed_host_with_public_addresses_is_opened(url):
     ("http:///video", ["cam.example.org"], "the stream URL names no host"),
     ("http://cam.example.org/a b", ["cam.example.org"], "contains spaces or control characters"),
     ("http://cam.example.org:99999/", ["cam.example.org"], "the stream URL cannot be read"),
+    ("rtmp://cam.example.org/live", ["cam.example.org"], "rtmp streams are not opened"),
 ])
 def test_other_hosts_and_non_public_addresses_are_refused(url, allowed, reason):
     with pytest.raises(SourceRefused) as refused:
@@ -84,7 +86,7 @@ def test_the_page_and_the_stream_refuse_an_unlisted_or_loopback_source(settings,
     import live.views
 
     opened = []
-    monkeypatch.setattr(live.views, "VideoSource", lambda source: opened.append(source))
+    monkeypatch.setattr(live.views, "open_source", lambda source: opened.append(source))
     settings.LIVE_STREAM_HOSTS = ["localhost"]
     client = Client()
     client.force_login(django_user_model.objects.create_user("boss", is_staff=True))

@@ -14,6 +14,13 @@ class InputError(ValueError):
     pass
 
 
+def shorten(value: str, limit: int = 60) -> str:
+    """A user's value as a message quotes it: whole when short, its start and length when
+    long (a megabyte label is not echoed back)."""
+    value = str(value)
+    return value if len(value) <= limit else f"{value[:limit]}… ({len(value):,} characters)"
+
+
 def text_response(message: str, status: int = 400):
     """A plain-text answer to a mistake, its charset named (the live stream's errors, bad options)."""
     return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")

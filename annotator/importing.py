@@ -39,12 +39,14 @@ from django.utils.text import slugify
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
+from ferml.labels import MAX_LABEL_LENGTH
+
 from . import jobs
-from .errors import InputError
+from .errors import InputError, shorten
 from .models import Image, RepeatedFile, TestSet, Vote, VoteEvent
 from .spreadsheet import unescape_cell
-from .testsets import resolve_testset
-from .voting import LABEL_NAMES, parse_label
+from .testsets import LabelScheme, Overlap, apply_label_scheme, do_set_overlap, resolve_testset
+from .voting import answer_names, parse_label, refresh_images
 
 MiB = 1024 * 1024
 
@@ -167,8 +169,14 @@ def import_testset(
     detect_faces: bool = False,
     min_face: int = 0,
     limits: ImportLimits = DEFAULT_LIMITS,
+    scheme: LabelScheme | None = None,
+    overlap: Overlap | None = None,
 ) -> ImportReport:
     """Import a folder or a zip of images into the test set ``name`` (created if needed).
+
+    A new test set takes ``scheme`` (default bin3) and ``overlap`` (default: every
+    annotator labels every image); an existing one keeps its scheme, and a different
+    ``scheme`` is refused before anything is read.
 
     ``source`` is a path (folder or .zip) or an open binary zip file (a web upload, whose
     ``.name`` gives the default test set name). An image's key is its relative path.
@@ -185,18 +193,18 @@ def import_testset(
             if not entries:
                 raise InputError(f"The folder {path} holds no files to import.")
             return _import_entries(entries, ignored, name or default_testset_name(path.resolve().name),
-                                   detect_faces, min_face, limits, str(path))
+                                   detect_faces, min_face, limits, str(path), scheme, overlap)
         if not path.exists():
             raise InputError(f"{path} does not exist; give a folder or a .zip of images.")
         if not path.is_file():
             raise InputError(f"{path} is neither a folder nor a file.")
         with path.open("rb") as fileobj:
-            return _import_zip(fileobj, str(path), name, detect_faces, min_face, limits)
+            return _import_zip(fileobj, str(path), name, detect_faces, min_face, limits, scheme, overlap)
     label = getattr(source, "name", None) or "upload.zip"
-    return _import_zip(source, label, name, detect_faces, min_face, limits)
+    return _import_zip(source, label, name, detect_faces, min_face, limits, scheme, overlap)
 
 
-def _import_zip(fileobj, label, name, detect_faces, min_face, limits) -> ImportReport:
+def _import_zip(fileobj, label, name, detect_faces, min_face, limits, scheme, overlap) -> ImportReport:
     try:
         archive = zipfile.ZipFile(fileobj)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError):
@@ -204,17 +212,33 @@ def _import_zip(fileobj, label, name, detect_faces, min_face, limits) -> ImportR
     with archive:
         entries, ignored = _zip_entries(archive, label, limits)
         return _import_entries(entries, ignored, name or default_testset_name(label),
-                               detect_faces, min_face, limits, label)
+                               detect_faces, min_face, limits, label, scheme, overlap)
 
 
-def _import_entries(entries, ignored, name, detect_faces, min_face, limits, source_name) -> ImportReport:
+def _import_entries(entries, ignored, name, detect_faces, min_face, limits, source_name,
+                    scheme=None, overlap=None) -> ImportReport:
     check_testset_name(name)
-    testset, created = TestSet.objects.get_or_create(name=name)
+    existing = TestSet.objects.filter(name=name).first()
+    if existing is not None and scheme is not None:
+        apply_label_scheme(existing, scheme)  # refuses another scheme before anything is stored
+    testset, created = existing or TestSet(name=name), existing is None
+    if created:
+        apply_label_scheme(testset, scheme or LabelScheme())
+        try:
+            with transaction.atomic():
+                testset.save()
+        except IntegrityError:  # created at the same moment by another import
+            testset, created = TestSet.objects.get(name=name), False
+    if created and overlap is not None:
+        do_set_overlap(testset, overlap)
     report = ImportReport(testset=testset, created_testset=created, ignored=ignored)
     for entry in entries:
         _import_entry(entry, testset, report, detect_faces, min_face, limits)
     if created and not report.imported:
         _refuse_empty_testset(report, source_name)
+    if testset.pooled and report.imported:
+        with transaction.atomic():
+            refresh_images(testset)  # the new images join the queue
     return report
 
 
@@ -702,6 +726,7 @@ def _vote_file_rows(lines: Iterable[str], testset: TestSet, source_name: str
     if repeated:
         raise InputError(f"{source_name} names the column(s) {', '.join(repeated)} more than once.")
     at = {c: columns.index(c) for c in VOTE_COLUMNS}
+    answers = testset.answers
     image_ids = dict(Image.objects.filter(testset=testset).values_list("key", "id"))
     repeats = dict(RepeatedFile.objects.filter(testset=testset).values_list("key", "image__key"))
     username_ok = UnicodeUsernameValidator()
@@ -722,9 +747,10 @@ def _vote_file_rows(lines: Iterable[str], testset: TestSet, source_name: str
             continue
         # Cells the export quoted against spreadsheet formulas are read back as they were.
         image, annotator, label = (unescape_cell(fields[at[c]].strip()) for c in VOTE_COLUMNS)
-        label = parse_label(label)
+        label = parse_label(label, answers)
         if label is None:
-            yield _Problem(line, f"line {line}: unknown label {fields[at['label']]!r} (use {LABEL_NAMES})")
+            yield _Problem(line, f"line {line}: unknown label {shorten(fields[at['label']])!r} "
+                                 f"(use {answer_names(answers)})")
             continue
         if not image:
             yield _Problem(line, f"line {line}: the image column is empty")
@@ -804,6 +830,8 @@ def _import_vote_stream(stream, source_name: str, testset: TestSet, overwrite: b
         conflicts.add_many(*staged.conflicts())
         conflicts.fail_if_any(source_name)
     counts = staged.write()
+    if testset.pooled:
+        refresh_images(testset)
     report.rows = staged.n_rows
     report.created, report.unchanged, report.changed = counts["new"], counts["same"], counts["changed"]
     report.repeated_rows = staged.n_rows - counts["pairs"]
@@ -830,7 +858,7 @@ class _StagedVotes:
         self.cursor.execute(f"DROP TABLE IF EXISTS {self.ROWS}")
         self.cursor.execute(
             f"CREATE TEMPORARY TABLE {self.ROWS} (line BIGINT NOT NULL, image_id BIGINT NOT NULL, "
-            "annotator_id BIGINT NOT NULL, label VARCHAR(10) NOT NULL)"
+            f"annotator_id BIGINT NOT NULL, label VARCHAR({MAX_LABEL_LENGTH}) NOT NULL)"
         )
 
     def add(self, rows: list[VoteRow]) -> None:

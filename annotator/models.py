@@ -10,28 +10,77 @@ from django.conf import settings
 from django.db import models
 from django.utils.functional import cached_property
 
-from ferml.labels import BIN3
+from ferml.labels import BIN3, CUSTOM_SCHEME, MAX_LABEL_LENGTH, SCHEMES, scheme_labels
 
-# An annotator's vote is one of ferml's bin3 labels: negative, neutral, positive.
-Label = models.TextChoices("Label", [(label.upper(), label) for label in BIN3])
+from .overlap import DECIDED, STOP_RULES, UNANIMOUS, OverlapRule
 
-LABELS = [choice.value for choice in Label]
+# The default scheme's labels (bin3: negative, neutral, positive); a test set's own are
+# ``TestSet.labels``.
+LABELS = list(BIN3)
 
 
 class TestSet(models.Model):
+    class Stop(models.TextChoices):
+        UNANIMOUS = UNANIMOUS, "unanimous: stop at the minimum when every vote agrees"
+        DECIDED = DECIDED, "decided: stop when no vote up to the maximum could change the majority"
+
     name = models.SlugField(max_length=100, unique=True)
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    # Raised whenever an image is added to or removed from the test set, in the same
-    # transaction: each server process keeps every annotator's order of the images and
-    # checks it against this one number instead of reading the images again.
+    # Raised whenever an image is added to or removed from the test set, or made a control
+    # image or a regular one again, in the same transaction: each server process keeps
+    # every annotator's order of the images and checks it against this one number instead
+    # of reading the images again.
     images_version = models.PositiveBigIntegerField(default=0, editable=False)
+    # What the annotators vote in, fixed when the test set is created (ferml.labels).
+    label_scheme = models.CharField(
+        max_length=20, default="bin3",
+        choices=[(name, name) for name in SCHEMES] + [(CUSTOM_SCHEME, "custom list")])
+    custom_labels = models.JSONField(default=list, blank=True)
+    # Answers beside the labels ("unsure", "not-a-face"): stored as votes, in no majority.
+    extra_answers = models.JSONField(default=list, blank=True)
+    # Votes per image from a pool of annotators; None: every annotator labels every image.
+    votes_per_image = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Adaptive overlap: with a maximum above votes_per_image (then the minimum), an image
+    # stops at the minimum by the stop rule, otherwise it gets votes up to the maximum.
+    max_votes_per_image = models.PositiveSmallIntegerField(null=True, blank=True)
+    adaptive_stop = models.CharField(max_length=10, choices=Stop.choices, default=Stop.UNANIMOUS)
+    # One served image in this many is a control image (0: none are served).
+    control_rate = models.PositiveSmallIntegerField(default=20)
+    # After a vote on a control image the page names the expected answer (a training phase).
+    control_feedback = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["name"]
 
     def __str__(self):
         return self.name
+
+    @property
+    def labels(self) -> list[str]:
+        """The ordered labels of the test set's scheme."""
+        return scheme_labels(self.label_scheme, self.custom_labels)
+
+    @property
+    def answers(self) -> list[str]:
+        """Every answer a vote may hold: the labels, then the extra answers."""
+        return [*self.labels, *self.extra_answers]
+
+    @property
+    def scheme_name(self) -> str:
+        return "custom" if self.label_scheme == CUSTOM_SCHEME else self.label_scheme
+
+    @property
+    def pooled(self) -> bool:
+        """Votes per image from a pool (N set), rather than every annotator on every image."""
+        return self.votes_per_image is not None
+
+    @property
+    def overlap(self) -> OverlapRule | None:
+        if self.votes_per_image is None:
+            return None
+        return OverlapRule(self.votes_per_image, max(self.max_votes_per_image or 0, self.votes_per_image),
+                           self.adaptive_stop, len(self.labels))
 
 
 def image_upload_path(instance, filename):
@@ -57,6 +106,14 @@ class Image(models.Model):
     face_w = models.PositiveIntegerField(null=True, blank=True)
     face_h = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # A control image has a known answer: served to each annotator among the others, it
+    # measures them and is left out of every statistic of the study. Empty: a regular image.
+    control_label = models.CharField(max_length=MAX_LABEL_LENGTH, blank=True, default="")
+    # In a pooled test set, kept with every vote written (annotator.overlap): the votes on
+    # the image, and whether it needs no more of them (the queue serves the others).
+    n_votes = models.PositiveIntegerField(default=0, editable=False)
+    n_needed = models.PositiveIntegerField(default=0, editable=False)  # votes it surely still needs
+    complete = models.BooleanField(default=False, editable=False)  # n_needed == 0 (pooled test sets)
 
     class Meta:
         ordering = ["testset", "key"]
@@ -64,9 +121,17 @@ class Image(models.Model):
             models.UniqueConstraint(fields=["testset", "key"], name="unique_image_key_per_testset"),
             models.UniqueConstraint(fields=["testset", "sha256"], name="unique_image_content_per_testset"),
         ]
-        # A test set's image ids without reading the table: building an annotator's order of
-        # them on the labelling page, and the staff pages' image counts.
-        indexes = [models.Index(fields=["testset", "id"], name="image_testset_id")]
+        indexes = [
+            # A test set's image ids without reading the table: building an annotator's order
+            # of them on the labelling page, and the staff pages' image counts.
+            models.Index(fields=["testset", "id"], name="image_testset_id"),
+            # The pool's queue: the open images of a test set, fewest votes first.
+            models.Index(fields=["testset", "complete", "n_votes", "id"], name="image_queue"),
+        ]
+
+    @property
+    def is_control(self) -> bool:
+        return bool(self.control_label)
 
     def __str__(self):
         return f"{self.testset.name}:{self.key}"
@@ -117,7 +182,8 @@ class Vote(models.Model):
     # votes, and the labelling page an annotator's, without a join over every image.
     testset = models.ForeignKey(TestSet, on_delete=models.CASCADE, related_name="votes", db_index=False,
                                 editable=False)
-    label = models.CharField(max_length=10, choices=Label.choices)
+    # One of the test set's answers (its labels or extra answers; annotator.voting checks).
+    label = models.CharField(max_length=MAX_LABEL_LENGTH)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     time_spent_ms = models.PositiveIntegerField(null=True, blank=True)
@@ -162,12 +228,58 @@ class VoteEvent(models.Model):
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="vote_events")
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="vote_events")
     action = models.CharField(max_length=10, choices=Action.choices)
-    label = models.CharField(max_length=10, choices=Label.choices, blank=True)
-    previous_label = models.CharField(max_length=10, choices=Label.choices, blank=True)
+    label = models.CharField(max_length=MAX_LABEL_LENGTH, blank=True)
+    previous_label = models.CharField(max_length=MAX_LABEL_LENGTH, blank=True)
     at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["at", "id"]
+
+
+class Lease(models.Model):
+    """An image served to an annotator of a pooled test set, held for them a short while so
+    that annotators labelling at once do not all vote on the image that needs one vote.
+
+    A vote ends the lease; an expired one counts for nothing. ``skipped``: the annotator
+    passed the image over, so it is served to them again only when nothing else is left.
+    """
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="leases", db_index=False)
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    expires_at = models.DateTimeField()
+    skipped = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["image", "annotator"], name="one_lease_per_image_and_annotator"),
+        ]
+
+
+class Exclusion(models.Model):
+    """An annotator left out of a test set's statistics by staff, with the reason; lifting
+    it keeps the record (``lifted_at``), so the history of who was excluded stays."""
+
+    testset = models.ForeignKey(TestSet, on_delete=models.CASCADE, related_name="exclusions")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    reason = models.TextField()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    lifted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                  related_name="+")
+    lifted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["testset", "-created_at"]
+        constraints = [
+            # At most one exclusion in force per test set and annotator.
+            models.UniqueConstraint(fields=["testset", "annotator"], condition=models.Q(lifted_at__isnull=True),
+                                    name="one_active_exclusion"),
+        ]
+
+    def __str__(self):
+        state = "lifted" if self.lifted_at else "in force"
+        return f"{self.annotator} excluded from {self.testset} ({state}): {self.reason}"
 
 
 class Job(models.Model):

@@ -8,6 +8,7 @@ from pathlib import PurePosixPath
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.db import DatabaseError
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -56,6 +57,13 @@ def _image_json(testset, image_id):
     return {"id": image_id, "src": reverse("annotator:image", args=[testset.name, image_id])}
 
 
+def _progress_text(testset, state) -> str:
+    if testset.pooled:
+        return (f"{state.progress.done} / {state.progress.total} images complete · "
+                f"your votes: {state.votes}")
+    return f"{state.progress.done} / {state.progress.total}"
+
+
 def _state_json(testset, state, **extra):
     current = _image_json(testset, state.current)
     if current:
@@ -65,6 +73,7 @@ def _state_json(testset, state, **extra):
         "current": current,
         "preload": _image_json(testset, state.preload),
         "progress": {"done": state.progress.done, "total": state.progress.total},
+        **({"progress_text": _progress_text(testset, state)} if testset.pooled else {}),
     })
 
 
@@ -72,21 +81,39 @@ def _state_json(testset, state, **extra):
 @require_GET
 def label(request, testset):
     testset = get_object_or_404(TestSet, name=testset)
+    skipped = _int_or_none(request.GET.get("skip"))
+    if skipped is not None:
+        image = Image.objects.filter(testset=testset, pk=skipped).select_related("testset").first()
+        if image is not None:
+            voting.do_skip(request.user, image)
     state = voting.labelling_state(
-        request.user, testset,
-        image_id=_int_or_none(request.GET.get("image")), after=_int_or_none(request.GET.get("after")),
+        request.user, testset, image_id=_int_or_none(request.GET.get("image")),
+        after=skipped if skipped is not None else _int_or_none(request.GET.get("after")),
     )
     if _wants_json(request):
         response = _state_json(testset, state)
     else:
+        keys = voting.answer_keys(testset)
         response = render(request, "annotator/label.html", {
             "testset": testset,
             "state": state,
+            "progress_text": _progress_text(testset, state),
             "shown": voting.shown_token(state.current) if state.current else "",
-            "keys": voting.LABEL_KEYS.items(),
+            "keys": [(key, answer) for key, answer in keys.items() if answer in testset.labels],
+            "extra_keys": [(key, answer) for key, answer in keys.items() if answer not in testset.labels],
+            "key_hint": ", ".join(f"{key} {answer}" for key, answer in keys.items()),
         })
     patch_vary_headers(response, ["Accept"])  # one URL, an HTML and a JSON representation
     return response
+
+
+def _feedback(image, label: str) -> str | None:
+    """After a vote on a control image of a test set that gives feedback: the expected answer."""
+    if not (image.is_control and image.testset.control_feedback):
+        return None
+    if label == image.control_label:
+        return f"Right: the expected answer was {image.control_label}."
+    return f"The expected answer was {image.control_label}."
 
 
 @login_required
@@ -108,11 +135,18 @@ def vote(request, testset):
             return JsonResponse({"error": str(exc)}, status=400)
         messages.error(request, str(exc))
         return redirect("annotator:label", testset=testset.name)
+    feedback = _feedback(image, result.vote.label)
     if _wants_json(request):
-        state = voting.labelling_state(request.user, testset, after=image.pk)
-        return _state_json(testset, state, vote={"image": image.pk, "label": result.vote.label,
-                                                  "action": result.action})
-    messages.success(request, f"Saved: {result.vote.label}.")
+        saved = {"image": image.pk, "label": result.vote.label, "action": result.action}
+        extra = {"feedback": feedback} if feedback else {}
+        try:
+            state = voting.labelling_state(request.user, testset, after=image.pk)
+        except DatabaseError:
+            # The vote is stored (its transaction committed); only the next image failed.
+            return JsonResponse({"vote": saved, **extra, "current": None, "next_error": (
+                "The next image could not be loaded (the database did not answer); reload the page.")})
+        return _state_json(testset, state, vote=saved, **extra)
+    messages.success(request, f"Saved: {result.vote.label}." + (f" {feedback}" if feedback else ""))
     return redirect(reverse("annotator:label", args=[testset.name]) + f"?after={image.pk}")
 
 

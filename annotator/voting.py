@@ -12,21 +12,27 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from datetime import timedelta
+
 import numpy as np
 from django.core import signing
 from django.db import connection, transaction
+from django.db.models import Count, Exists, OuterRef
 from django.utils import timezone
 
-from ferml.labels import canonical
+from ferml.labels import NOT_A_FACE, UNSURE, canonical
 
-from .errors import InputError
-from .models import LABELS, Image, TestSet, Vote, VoteEvent
+from .errors import InputError, shorten
+from .models import LABELS, Image, Lease, TestSet, Vote, VoteEvent
 
-# Keys the labelling page binds, in the order of LABELS; the page sends the label itself.
+# Keys the labelling page binds: 1..n for a scheme's labels in order, these for the extras.
+EXTRA_KEYS = {UNSURE: "0", NOT_A_FACE: "x"}
+# Keys of the default scheme (bin3); a test set's own are ``answer_keys(testset)``.
 LABEL_KEYS = {str(number): label for number, label in enumerate(LABELS, start=1)}
-LABEL_NAMES = f"{', '.join(LABELS[:-1])} or {LABELS[-1]}"
 # Longer than this, the annotator walked away: the time says nothing about the image.
 MAX_TIME_SPENT_MS = 60 * 60 * 1000
+# How long an image served from a pool stays held for the annotator it was served to.
+LEASE_SECONDS = 300
 _SHOWN_SALT = "annotator.shown"
 
 
@@ -46,17 +52,31 @@ class Progress:
         return round(100 * self.done / self.total) if self.total else 100
 
 
-def parse_label(value: str | None) -> str | None:
-    """The vote label ``value`` spells, or None: the one definition for the labelling page
-    and the votes csv. A label is its name in any case, spaces around it ignored."""
+def answer_keys(testset: TestSet) -> dict[str, str]:
+    """The labelling page's key for each answer of ``testset``: 1..n, then the extras'."""
+    keys = {str(number): label for number, label in enumerate(testset.labels, start=1)}
+    keys.update({EXTRA_KEYS[extra]: extra for extra in testset.extra_answers})
+    return keys
+
+
+def answer_names(answers: list[str]) -> str:
+    """``a, b or c``: how messages list the answers a vote may hold."""
+    return f"{', '.join(answers[:-1])} or {answers[-1]}" if len(answers) > 1 else answers[0]
+
+
+def parse_label(value: str | None, answers: list[str] = LABELS) -> str | None:
+    """The answer ``value`` spells, or None: the one definition for the labelling page and
+    the votes csv. An answer is its name in any case, spaces around it ignored, or another
+    spelling that ``ferml.labels`` knows (FER+'s column names such as ``happiness``,
+    ``unknown`` and ``NF`` among them)."""
     label = canonical(value or "")
-    return label if label in LABELS else None
+    return label if label in answers else None
 
 
-def check_label(value: str | None) -> str:
-    label = parse_label(value)
+def check_label(value: str | None, answers: list[str] = LABELS) -> str:
+    label = parse_label(value, answers)
     if label is None:
-        raise InputError(f"Unknown label {value!r}: choose {LABEL_NAMES}.")
+        raise InputError(f"Unknown label {shorten(value)!r}: choose {answer_names(answers)}.")
     return label
 
 
@@ -75,12 +95,14 @@ def do_cast_vote(annotator, image: Image, label: str, *, time_spent_ms: int | No
     A second submission of the same label changes nothing; a different label keeps the
     one Vote row and appends a VoteEvent(change) with the previous label.
     """
-    label = check_label(label)
+    testset = image.testset
+    label = check_label(label, testset.answers)
     with transaction.atomic():
         for _ in range(3):
             vote = _insert_new_vote(image, annotator, label, time_spent_ms)
             if vote is not None:
                 VoteEvent.objects.create(image=image, annotator=annotator, action=VoteEvent.Action.CAST, label=label)
+                _votes_changed(testset, image.pk, +1, annotator)
                 return VoteResult(vote, "cast")
             # ordered by pk, not by Vote's default ordering, which would join (and lock) the
             # image and test set rows that other votes' foreign-key checks need
@@ -100,7 +122,47 @@ def do_cast_vote(annotator, image: Image, label: str, *, time_spent_ms: int | No
         VoteEvent.objects.create(
             image=image, annotator=annotator, action=VoteEvent.Action.CHANGE, label=label, previous_label=previous
         )
+        _votes_changed(testset, image.pk, 0, annotator)
         return VoteResult(vote, "change")
+
+
+def _votes_changed(testset: TestSet, image_id: int, added: int, annotator=None) -> None:
+    """In a pooled test set, keep the image's vote count and what it still needs with a vote
+    just written, in the same transaction; a vote ends the voter's lease on it."""
+    if not testset.pooled:
+        return  # everyone labels everything: nothing is served by counts
+    refresh_images(testset, [image_id])
+    if annotator is not None:
+        Lease.objects.filter(image_id=image_id, annotator=annotator).delete()
+
+
+def refresh_images(testset: TestSet, image_ids=None) -> None:
+    """Count the votes of these images (all of the test set's when None) again and store
+    ``n_votes``, ``n_needed`` and ``complete`` by the test set's overlap rule.
+
+    The image rows are locked first (PostgreSQL's NO KEY UPDATE, which a vote's foreign-key
+    check does not wait for), so two votes on one image count each other.
+    """
+    rule, answers = testset.overlap, testset.answers
+    images = Image.objects.filter(testset=testset)
+    if image_ids is not None:
+        images = images.filter(pk__in=list(image_ids))
+    stored = {pk: (n, needed, done) for pk, n, needed, done in images.select_for_update(no_key=True, of=("self",))
+              .order_by("pk").values_list("pk", "n_votes", "n_needed", "complete")}
+    ids = list(stored)
+    counts: dict[int, list[int]] = {pk: [0] * len(answers) for pk in ids}
+    position = {answer: i for i, answer in enumerate(answers)}
+    votes = (Vote.objects.filter(testset=testset) if image_ids is None else Vote.objects.filter(image_id__in=ids))
+    for image_id, label, n in votes.order_by().values_list("image_id", "label").annotate(n=Count("id")):
+        if label in position and image_id in counts:
+            counts[image_id][position[label]] += n
+    changed = []
+    for pk in ids:
+        needed = rule.needed(counts[pk]) if rule is not None else 0
+        state = (sum(counts[pk]), needed, rule is not None and needed == 0)
+        if state != stored[pk]:
+            changed.append(Image(pk=pk, n_votes=state[0], n_needed=state[1], complete=state[2]))
+    Image.objects.bulk_update(changed, ["n_votes", "n_needed", "complete"], batch_size=2000)
 
 
 def _insert_new_vote(image: Image, annotator, label: str, time_spent_ms: int | None) -> Vote | None:
@@ -153,6 +215,7 @@ def do_undo_last_vote(annotator, testset: TestSet) -> Vote | None:
             image_id=vote.image_id, annotator=annotator, action=VoteEvent.Action.UNDO, previous_label=vote.label
         )
         vote.delete()
+        _votes_changed(testset, vote.image_id, -1)
         return vote
 
 
@@ -164,6 +227,7 @@ def do_delete_vote(vote: Vote) -> None:
             previous_label=vote.label,
         )
         vote.delete()
+        _votes_changed(vote.testset, vote.image_id, -1)
 
 
 # --- what to show next ----------------------------------------------------------------
@@ -238,7 +302,8 @@ def _order(annotator, testset: TestSet) -> _Order:
         if order is not None and order.version == version:
             _orders.move_to_end(key)
             return order
-    image_ids = Image.objects.filter(testset=testset).order_by().values_list("id", flat=True)
+    image_ids = (Image.objects.filter(testset=testset, control_label="").order_by()
+                 .values_list("id", flat=True))
     order = _Order.build(annotator.pk, image_ids, version)
     with _orders_lock:
         _orders[key] = order
@@ -291,10 +356,114 @@ def _upcoming(annotator, testset, order: _Order, after: int | None, count: int) 
 
 
 def progress(annotator, testset: TestSet, *, total: int | None = None) -> Progress:
+    """The annotator's votes of the test set's images (every image when everyone labels
+    everything; a pooled test set has no fixed number per annotator: ``study_progress``)."""
     return Progress(
         done=Vote.objects.filter(testset=testset, annotator=annotator).count(),
         total=testset.images.count() if total is None else total,
     )
+
+
+def study_progress(testset: TestSet) -> Progress:
+    """A pooled test set's complete regular images of all its regular images."""
+    regular = Image.objects.filter(testset=testset, control_label="")
+    return Progress(done=regular.filter(complete=True).count(), total=regular.count())
+
+
+# --- control images ----------------------------------------------------------------------
+#
+# A control image is served among the others (one in ``control_rate``), to every annotator
+# once, in an order of their own, and looks like any other image on the page.
+
+_controls: dict[int, tuple[int, tuple[int, ...]]] = {}  # test set -> (images_version, control ids)
+
+
+def control_ids(testset: TestSet, version: int | None = None) -> tuple[int, ...]:
+    """Ids of the test set's control images, kept per process for its images_version."""
+    if version is None:
+        version = TestSet.objects.filter(pk=testset.pk).values_list("images_version", flat=True).first()
+    kept = _controls.get(testset.pk)
+    if kept is not None and kept[0] == version:
+        return kept[1]
+    ids = tuple(Image.objects.filter(testset=testset).exclude(control_label="").order_by("pk")
+                .values_list("pk", flat=True))
+    _controls[testset.pk] = (version, ids)
+    return ids
+
+
+def _due_control(annotator, testset: TestSet, controls: tuple[int, ...], n_votes: int,
+                 exclude: set[int], anyway: bool = False) -> int | None:
+    """The control image to serve now, if one is due (or ``anyway``) and one is left."""
+    if not controls or testset.control_rate <= 0:
+        return None
+    seen = set(Vote.objects.filter(annotator=annotator, image_id__in=controls).values_list("image_id", flat=True))
+    due = anyway or len(seen) < (n_votes + 1) // testset.control_rate
+    if not due:
+        return None
+    left = [pk for pk in controls if pk not in seen and pk not in exclude]
+    return min(left, key=lambda pk: _rank(annotator.pk, pk)) if left else None
+
+
+# --- the pool's queue ----------------------------------------------------------------------
+
+_QUEUE_BATCH = 64
+
+
+def _pool_candidates(annotator, testset: TestSet, exclude: set[int], now) -> list[int]:
+    """Open regular images the annotator has not voted, that need more votes than others
+    hold leases for: fewest votes first, then in the annotator's own order."""
+    voted = Vote.objects.filter(image=OuterRef("pk"), annotator=annotator)
+    queue = (Image.objects.filter(testset=testset, complete=False, control_label="")
+             .exclude(Exists(voted)).order_by("n_votes", "pk").values_list("pk", "n_votes", "n_needed"))
+    skipped = set(Lease.objects.filter(annotator=annotator, skipped=True, image__testset=testset)
+                  .values_list("image_id", flat=True))
+    offset, later = 0, []
+    while True:
+        rows = list(queue[offset:offset + _QUEUE_BATCH])
+        if not rows:
+            return later  # images the annotator skipped come back when nothing else is left
+        offset += len(rows)
+        rows = [row for row in rows if row[0] not in exclude]
+        held = dict(Lease.objects.filter(image_id__in=[row[0] for row in rows], expires_at__gt=now, skipped=False)
+                    .exclude(annotator=annotator).values("image_id").annotate(n=Count("id"))
+                    .values_list("image_id", "n"))
+        open_rows = [row for row in rows if row[2] > held.get(row[0], 0)]
+        fresh = [row for row in open_rows if row[0] not in skipped]
+        later += [row[0] for row in open_rows if row[0] in skipped]
+        if fresh:
+            fewest = min(n for _, n, _ in fresh)
+            return sorted((pk for pk, n, _ in fresh if n == fewest), key=lambda pk: _rank(annotator.pk, pk)) + later
+
+
+def _take_lease(annotator, testset: TestSet, candidates: list[int], now) -> int | None:
+    """The first candidate that still needs more votes than others hold, leased to the
+    annotator; its row lock makes annotators asking at once take different images."""
+    for pk in candidates:
+        with transaction.atomic():
+            image = (Image.objects.select_for_update(no_key=True, skip_locked=True, of=("self",))
+                     .filter(pk=pk, complete=False).values_list("n_needed", flat=True).first())
+            if image is None:
+                continue
+            held = (Lease.objects.filter(image_id=pk, expires_at__gt=now, skipped=False)
+                    .exclude(annotator=annotator).count())
+            if image <= held:
+                continue
+            _lease(annotator, pk, now)
+            return pk
+    return None
+
+
+def _lease(annotator, image_id: int, now, *, skipped: bool = False) -> None:
+    seconds = 24 * 3600 if skipped else LEASE_SECONDS
+    Lease.objects.update_or_create(image_id=image_id, annotator=annotator,
+                                   defaults={"expires_at": now + timedelta(seconds=seconds), "skipped": skipped})
+
+
+def do_skip(annotator, image: Image) -> None:
+    """The annotator passes ``image`` over: in a pooled test set their lease becomes a
+    mark that serves it to them again only when nothing else is left."""
+    if image.testset.pooled and not image.is_control:
+        _lease(annotator, image.pk, timezone.now(), skipped=True)
 
 
 def shown_token(image_id: int) -> str:
@@ -318,20 +487,54 @@ def time_since_shown(token: str | None, image_id: int) -> int | None:
 class LabellingState:
     """Image ids of the test set (its order holds only those): the page needs no more of them."""
 
-    current: int | None  # None when the annotator has labelled every image
+    current: int | None  # None when no image is left for the annotator
     preload: int | None  # the image after ``current``, for the browser to fetch early
-    progress: Progress
+    progress: Progress  # the annotator's (everyone labels everything) or the study's (pooled)
+    votes: int = 0  # the annotator's votes in the test set
 
 
 def labelling_state(annotator, testset: TestSet, *, image_id: int | None = None,
                     after: int | None = None) -> LabellingState:
-    """What the labelling page shows: a requested image, or the next unlabelled one."""
+    """What the labelling page shows: a requested image, or the next one for the annotator.
+
+    Every annotator labels every image, in an order of their own, unless the test set is
+    pooled: then the next image is one that still needs votes, fewest first, held for the
+    annotator by a short lease. Control images come in between, one in ``control_rate``.
+    """
     order = _order(annotator, testset)
-    if order.position(annotator.pk, image_id) is not None:
-        upcoming = [i for i in _upcoming(annotator, testset, order, image_id, 2) if i != image_id]
-        current_id, preload_id = image_id, (upcoming[0] if upcoming else None)
-    else:
+    controls = control_ids(testset, order.version)
+    requested = image_id if (order.position(annotator.pk, image_id) is not None or image_id in controls) else None
+    n_votes = Vote.objects.filter(testset=testset, annotator=annotator).count()
+    if testset.pooled:
+        return _pooled_state(annotator, testset, controls, n_votes, requested, after)
+    exclude = {i for i in (requested, after) if i is not None}
+    current = requested
+    if current is None:
+        current = _due_control(annotator, testset, controls, n_votes, exclude)
+    if current is None or current in controls:
+        # the next regular images after the last one shown (a control holds no place)
         upcoming = _upcoming(annotator, testset, order, after, 2)
-        current_id = upcoming[0] if upcoming else None
-        preload_id = upcoming[1] if len(upcoming) > 1 else None
-    return LabellingState(current_id, preload_id, progress(annotator, testset, total=order.n_images))
+        if current is None:
+            current = upcoming.pop(0) if upcoming else _due_control(
+                annotator, testset, controls, n_votes, exclude, anyway=True)
+    else:
+        upcoming = _upcoming(annotator, testset, order, current, 2)
+    preload = next((i for i in upcoming if i != current), None)
+    total = order.n_images + len(controls)
+    return LabellingState(current, preload, Progress(n_votes, total), n_votes)
+
+
+def _pooled_state(annotator, testset: TestSet, controls, n_votes: int, requested: int | None,
+                  after: int | None) -> LabellingState:
+    now = timezone.now()
+    exclude = {i for i in (requested, after) if i is not None}
+    current = requested
+    if current is None:
+        current = _due_control(annotator, testset, controls, n_votes, exclude)
+    candidates = _pool_candidates(annotator, testset, exclude, now)
+    if current is None:
+        current = _take_lease(annotator, testset, candidates, now)
+    elif current not in controls:
+        _lease(annotator, current, now)  # shown again (a reload, an undo): held again
+    preload = next((pk for pk in candidates if pk != current), None)
+    return LabellingState(current, preload, study_progress(testset), n_votes)

@@ -5,8 +5,14 @@
   var root = document.getElementById("labeller");
   if (!root || !window.fetch) return;
 
-  var KEYS = {"1": "negative", "2": "neutral", "3": "positive"};
   var voteForm = root.querySelector("form.vote");
+  // The test set's answers by key, as the page's buttons name them (1..n, 0 unsure, x not a face).
+  var KEYS = {};
+  if (voteForm) {
+    Array.prototype.forEach.call(voteForm.querySelectorAll("button[data-key]"), function (button) {
+      KEYS[button.dataset.key] = button.value;
+    });
+  }
   var undoForm = root.querySelector("form.undo");
   var img = root.querySelector("img.face");
   var bar = root.querySelector("progress");
@@ -35,9 +41,10 @@
   preload(root.dataset.preload);
 
   function show(state) {
+    if (state.next_error) return;  // the vote is stored; the next image waits for a reload
     bar.value = state.progress.done;
     bar.max = state.progress.total;
-    count.textContent = state.progress.done + " / " + state.progress.total;
+    count.textContent = state.progress_text || (state.progress.done + " / " + state.progress.total);
     if (!state.current || !img || !voteForm) {
       // Into or out of the "all done" state: let the server render that page.
       window.location.assign(root.dataset.labelUrl + (state.current ? "?image=" + state.current.id : ""));
@@ -46,7 +53,7 @@
     current = state.current;
     voteForm.elements.image.value = current.id;
     voteForm.elements.shown.value = current.shown;
-    if (skipLink) skipLink.href = root.dataset.labelUrl + "?after=" + current.id;
+    if (skipLink) skipLink.href = root.dataset.labelUrl + "?skip=" + current.id;
     img.src = current.src;
     if (img.complete) startClock();
     history.replaceState(null, "", root.dataset.labelUrl + "?image=" + current.id);
@@ -73,7 +80,10 @@
     body.append("shown", current.shown);
     body.append("time_spent_ms", String(Math.round(performance.now() - shownAt)));
     request(root.dataset.voteUrl, {method: "POST", body: body}).then(function (state) {
-      say("Saved: " + state.vote.label + ".");
+      var text = "Saved: " + state.vote.label + ".";
+      if (state.feedback) text += " " + state.feedback;
+      if (state.next_error) text += " " + state.next_error;
+      say(text, !!state.next_error);
       show(state);
     }).catch(function (error) { say("Not saved: " + error.message, true); });
   }
@@ -88,7 +98,7 @@
 
   function skip() {
     if (busy || !current) return;
-    request(root.dataset.labelUrl + "?after=" + current.id, {method: "GET"}).then(function (state) {
+    request(root.dataset.labelUrl + "?skip=" + current.id, {method: "GET"}).then(function (state) {
       say("Skipped.");
       show(state);
     }).catch(function (error) { say("Skip failed: " + error.message, true); });

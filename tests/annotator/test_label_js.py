@@ -1,4 +1,5 @@
-"""label.js, run by Node against a fake page: keys 1/2/3, u and s send the right requests."""
+"""label.js, run by Node against a fake page: the keys of the page's buttons (1/2/3 here), u
+and s send the right requests."""
 import json
 import shutil
 import subprocess
@@ -24,7 +25,7 @@ def test_keys_drive_votes_undo_and_skip():
         ("POST", "/label/t/vote/", {"image": "11", "label": "negative", "shown": "token-11", "time_spent_ms": "800"}),
         ("POST", "/label/t/vote/", {"image": 12, "label": "positive", "shown": "token-12", "time_spent_ms": "700"}),
         ("POST", "/label/t/undo/", {}),
-        ("GET", "/label/t/?after=14", None),
+        ("GET", "/label/t/?skip=14", None),
     ]
     assert all(s["headers"] == {"Accept": "application/json", "X-CSRFToken": "csrf-123"} for s in run["sent"])
     # The next image is fetched ahead of time and then shown.

@@ -170,9 +170,9 @@ def test_skip_moves_on_and_the_skipped_image_comes_back_last(client, study, anno
     order = upcoming_images(ann, study, count=8)
     page = client.get(LABEL_URL)
     skip = re.search(r'class="skip" data-key="s" href="([^"]+)"', page.content.decode()).group(1)
-    assert skip == f"{LABEL_URL}?after={order[0]}"
+    assert skip == f"{LABEL_URL}?skip={order[0]}"
     assert shown_image(client.get(skip)) == order[1]
-    state = client.get(f"{LABEL_URL}?after={order[0]}", **JSON).json()
+    state = client.get(f"{LABEL_URL}?skip={order[0]}", **JSON).json()
     for image in order[1:]:
         assert state["current"]["id"] == image
         state = client.post(VOTE_URL, {"image": image, "label": "neutral"}, **JSON).json()

@@ -15,11 +15,14 @@ function element(props) {
 }
 
 const imageInput = {value: "11"}, shownInput = {value: "token-11"};
-const voteForm = element({elements: {image: imageInput, shown: shownInput}});
+const buttons = [["1", "negative"], ["2", "neutral"], ["3", "positive"]].map(
+  ([key, value]) => ({dataset: {key}, value}));
+const voteForm = element({elements: {image: imageInput, shown: shownInput},
+                          querySelectorAll: (sel) => (sel === "button[data-key]" ? buttons : [])});
 const undoForm = element({});
 const img = element({src: "/images/11/"});
 const bar = element({}), count = element({}), status = element({});
-const skip = element({href: "/label/t/?after=11"});
+const skip = element({href: "/label/t/?skip=11"});
 const csrf = {value: "csrf-123"};
 const root = element({
   dataset: {labelUrl: "/label/t/", voteUrl: "/label/t/vote/", undoUrl: "/label/t/undo/", preload: "/images/12/"},

@@ -431,16 +431,16 @@ def _pool_candidates(annotator, testset: TestSet, exclude: set[int], now) -> lis
         fresh = [row for row in open_rows if row[0] not in skipped]
         later += [row[0] for row in open_rows if row[0] in skipped]
         if fresh:
-            fewest = min(n for _, n, _ in fresh)
-            return sorted((pk for pk, n, _ in fresh if n == fewest), key=lambda pk: _rank(annotator.pk, pk)) + later
+            return [pk for _, _, pk in sorted((n, _rank(annotator.pk, pk), pk) for pk, n, _ in fresh)] + later
 
 
 def _take_lease(annotator, testset: TestSet, candidates: list[int], now) -> int | None:
     """The first candidate that still needs more votes than others hold, leased to the
-    annotator; its row lock makes annotators asking at once take different images."""
+    annotator; its row lock makes annotators asking at once take different images (the
+    second waits for the first's lease, or for a vote on the image, and counts again)."""
     for pk in candidates:
         with transaction.atomic():
-            image = (Image.objects.select_for_update(no_key=True, skip_locked=True, of=("self",))
+            image = (Image.objects.select_for_update(no_key=True, of=("self",))
                      .filter(pk=pk, complete=False).values_list("n_needed", flat=True).first())
             if image is None:
                 continue
@@ -532,9 +532,13 @@ def _pooled_state(annotator, testset: TestSet, controls, n_votes: int, requested
     if current is None:
         current = _due_control(annotator, testset, controls, n_votes, exclude)
     candidates = _pool_candidates(annotator, testset, exclude, now)
-    if current is None:
+    for _ in range(3):  # others asking at once may take every candidate: look again
+        if current is not None or not candidates:
+            break
         current = _take_lease(annotator, testset, candidates, now)
-    elif current not in controls:
+        if current is None:
+            candidates = _pool_candidates(annotator, testset, exclude, now)
+    if current is not None and current == requested and current not in controls:
         _lease(annotator, current, now)  # shown again (a reload, an undo): held again
     preload = next((pk for pk in candidates if pk != current), None)
     return LabellingState(current, preload, study_progress(testset), n_votes)

@@ -1,11 +1,15 @@
 """Getting a labelled test set out: per-image majority csv, image zip, raw votes.
 
-The zip is a class-per-folder data set (``negative/``, ``neutral/``, ``positive/``, tied
-images in ``tie/``) with ``labels.csv`` and ``labels.json`` at its root; an image's key
+The zip is a class-per-folder data set (a folder per label of the test set's scheme:
+``negative/``, ``neutral/``, ``positive/`` for bin3; tied images in ``tie/``) with
+``labels.csv`` and ``labels.json`` at its root; an image's key
 is flattened into one file name (``a/b.png`` becomes ``a__b.png``) so that its folder is
 always its label; images nobody voted on stay out of the folders. The raw votes csv is exactly what ``import_votes``
 reads, so a study can be backed up and restored. Every csv cell that a spreadsheet would
-run as a formula is written with a quote before it (``spreadsheet.py``).
+run as a formula is written with a quote before it (``spreadsheet.py``). The majority
+counts the votes the statistics count (``Vote.objects.counted``): control images and the
+votes of excluded annotators stay out; extra answers ("unsure", "not a face") have columns
+of their own and no part in the majority.
 
 The database counts the votes per image and label, so an export reads one row per image,
 not one per vote; the web downloads are streamed (``iter_*``) and start at once, whatever
@@ -19,7 +23,7 @@ import random
 import shutil
 import zipfile
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, TextIO
 
@@ -35,6 +39,7 @@ from .majority import ImageMajority, majority_of_counts
 from .models import LABELS, TestSet, Vote
 from .spreadsheet import SafeWriter
 
+# The columns of the default scheme (bin3); a test set's own are ``csv_columns(testset)``.
 CSV_COLUMNS = ["image", "majority", *LABELS, "n_votes", "agreement", "tie"]
 ZIP_CSV_COLUMNS = [*CSV_COLUMNS, "file"]
 ZIP_CSV_NAME = "labels.csv"
@@ -59,10 +64,16 @@ class StoredImage:
         return default_storage.open(self.file, "rb")
 
 
+def csv_columns(testset: TestSet) -> list[str]:
+    """image, majority, a count per label, a count per extra answer, n_votes, agreement, tie."""
+    return ["image", "majority", *testset.labels, *testset.extra_answers, "n_votes", "agreement", "tie"]
+
+
 @dataclass(frozen=True)
 class ExportRow:
     image: StoredImage
-    majority: ImageMajority
+    majority: ImageMajority  # over the labels' votes
+    extras: dict[str, int] = field(default_factory=dict)  # votes per extra answer
 
     @property
     def folder(self) -> str | None:
@@ -104,29 +115,38 @@ _IMAGES_PER_QUERY = 2000
 
 
 def iter_testset_rows(testset: TestSet) -> Iterator[ExportRow]:
-    """One row per image of ``testset``, by key, with its majority over all votes, counted
-    for ``_IMAGES_PER_QUERY`` images at a time."""
-    per_label = {f"n{i}": Count("id", filter=Q(label=label)) for i, label in enumerate(LABELS)}
-    no_votes = dict.fromkeys(LABELS, 0)
-    images = list(testset.images.order_by("key").values_list("id", "key", "file", "created_at"))
+    """One row per regular image of ``testset`` (no control image), by key, with its
+    majority over the counted votes, counted for ``_IMAGES_PER_QUERY`` images at a time."""
+    labels, answers = testset.labels, testset.answers
+    per_answer = {f"n{i}": Count("id", filter=Q(label=answer)) for i, answer in enumerate(answers)}
+    nothing = [0] * len(answers)
+    images = list(testset.images.filter(control_label="").order_by("key")
+                  .values_list("id", "key", "file", "created_at"))
+    counted = Vote.objects.counted(testset)
     for start in range(0, len(images), _IMAGES_PER_QUERY):
         chunk = images[start:start + _IMAGES_PER_QUERY]
         counts = {
-            image_id: dict(zip(LABELS, numbers))
-            for image_id, *numbers in Vote.objects.filter(image_id__in=[image[0] for image in chunk])
-            .order_by().values("image_id").annotate(**per_label).values_list("image_id", *per_label)
+            image_id: numbers
+            for image_id, *numbers in counted.filter(image_id__in=[image[0] for image in chunk])
+            .order_by().values("image_id").annotate(**per_answer).values_list("image_id", *per_answer)
         }
         for image in chunk:
-            yield ExportRow(StoredImage(*image), majority_of_counts(counts.get(image[0], no_votes)))
+            numbers = counts.get(image[0], nothing)
+            yield ExportRow(StoredImage(*image), majority_of_counts(dict(zip(labels, numbers))),
+                            dict(zip(answers[len(labels):], numbers[len(labels):])))
 
 
 def testset_rows(testset: TestSet) -> list[ExportRow]:
     return list(iter_testset_rows(testset))
 
 
-def _counts(rows: list[ExportRow]) -> dict[str, int]:
+def _labels_of(rows: list[ExportRow]) -> list[str]:
+    return list(rows[0].majority.counts) if rows else list(LABELS)
+
+
+def _counts(rows: list[ExportRow], labels: list[str]) -> dict[str, int]:
     tally = Counter(row.folder or "unvoted" for row in rows)
-    return {name: tally.get(name, 0) for name in [*LABELS, TIE_FOLDER, "unvoted"]}
+    return {name: tally.get(name, 0) for name in [*labels, TIE_FOLDER, "unvoted"]}
 
 
 def balance_rows(rows: list[ExportRow], seed: int) -> tuple[list[ExportRow], dict]:
@@ -135,7 +155,8 @@ def balance_rows(rows: list[ExportRow], seed: int) -> tuple[list[ExportRow], dic
     Tied and unvoted images are left out; every label keeps as many images as the
     smallest one has (thesis 7.2: 192 images became 105 = 3 x 35).
     """
-    by_label = {label: [r for r in rows if r.majority.label == label] for label in LABELS}
+    labels = _labels_of(rows)
+    by_label = {label: [r for r in rows if r.majority.label == label] for label in labels}
     per_label = min(len(group) for group in by_label.values())
     if per_label == 0:
         empty = [label for label, group in by_label.items() if not group]
@@ -144,14 +165,14 @@ def balance_rows(rows: list[ExportRow], seed: int) -> tuple[list[ExportRow], dic
         )
     rng = random.Random(seed)
     kept_ids = set()
-    for label in LABELS:  # fixed label order so the seed alone decides
+    for label in labels:  # fixed label order so the seed alone decides
         kept_ids.update(r.image.pk for r in rng.sample(by_label[label], per_label))
     kept = [r for r in rows if r.image.pk in kept_ids]
     info = {
         "seed": seed,
         "per_label": per_label,
-        "counts_before": _counts(rows),
-        "counts_after": _counts(kept),
+        "counts_before": _counts(rows, labels),
+        "counts_after": _counts(kept, labels),
     }
     return kept, info
 
@@ -166,20 +187,25 @@ def build_export(testset: TestSet, *, balanced: bool = False, seed: int = 0) -> 
 
 def export_metadata(testset: TestSet, rows: list[ExportRow], balance: dict | None = None) -> dict:
     """``labels.json``: what was exported, with the counts per folder and the balancing."""
+    labels = testset.labels
     return {
         "testset": testset.name,
         "exported_at": timezone.now().isoformat(timespec="seconds"),
-        "labels": list(LABELS),
+        "label_scheme": testset.scheme_name,
+        "labels": labels,
+        "extra_answers": list(testset.extra_answers),
         "n_images": testset.images.count(),
+        "n_control_images": testset.images.exclude(control_label="").count(),
         "n_exported": len(rows),
-        "counts": _counts(rows),
+        "counts": _counts(rows, labels),
         "balanced": balance is not None,
         "balance": balance,
         "columns": {
             "image": "image key (relative path at import)",
             "majority": "label with the most votes; empty on a tie or without votes",
-            **{label: f"votes for {label}" for label in LABELS},
-            "n_votes": "number of votes",
+            **{label: f"votes for {label}" for label in labels},
+            **{extra: f"votes for the extra answer {extra} (in no majority)" for extra in testset.extra_answers},
+            "n_votes": "number of votes for a label (extra answers not counted)",
             "agreement": "share of the votes equal to the majority; empty without a majority",
             "tie": "1 when two or more labels share the highest count",
             "file": "path of the image inside the zip (zip export only)",
@@ -187,29 +213,32 @@ def export_metadata(testset: TestSet, rows: list[ExportRow], balance: dict | Non
     }
 
 
-def write_testset_csv(rows: list[ExportRow], out: TextIO, *, files: list[str] | None = None) -> None:
+def write_testset_csv(rows: list[ExportRow], out: TextIO, testset: TestSet, *,
+                      files: list[str] | None = None) -> None:
     """The per-image csv; ``files`` (paths inside a zip) adds the ``file`` column."""
-    for _ in _testset_csv(rows, out, files):
+    for _ in _testset_csv(rows, out, testset, files):
         pass
 
 
-def iter_testset_csv(rows: Iterable[ExportRow]) -> Iterator[str]:
+def iter_testset_csv(rows: Iterable[ExportRow], testset: TestSet) -> Iterator[str]:
     """The per-image csv in pieces, for a streamed download (``rows`` may be read as it goes)."""
     buffer = _Pieces()
-    for _ in _testset_csv(rows, buffer):
+    for _ in _testset_csv(rows, buffer, testset):
         if buffer.size >= _PIECE:
             yield buffer.take()
     yield buffer.take()
 
 
-def _testset_csv(rows, out, files=None) -> Iterator[None]:
+def _testset_csv(rows, out, testset: TestSet, files=None) -> Iterator[None]:
     writer = SafeWriter(out)
-    writer.writerow(CSV_COLUMNS if files is None else ZIP_CSV_COLUMNS)
+    columns = csv_columns(testset)
+    writer.writerow(columns if files is None else [*columns, "file"])
+    labels, extras = testset.labels, testset.extra_answers
     for n, row in enumerate(rows):
         m = row.majority
         agreement = "" if m.agreement is None else f"{m.agreement:.4f}"
-        line = [row.image.key, m.label or "", *(m.counts[label] for label in LABELS),
-                m.n_votes, agreement, int(m.tie)]
+        line = [row.image.key, m.label or "", *(m.counts[label] for label in labels),
+                *(row.extras.get(extra, 0) for extra in extras), m.n_votes, agreement, int(m.tie)]
         writer.writerow(line if files is None else [*line, files[n]])
         yield
 
@@ -227,8 +256,8 @@ def named_rows(rows: Iterable[ExportRow]) -> Iterator[tuple[ExportRow, str]]:
         yield row, name
 
 
-def write_testset_zip(export: Export, out: BinaryIO) -> None:
-    for _ in _testset_zip(export.rows, lambda rows: export.metadata, out):
+def write_testset_zip(export: Export, out: BinaryIO, testset: TestSet) -> None:
+    for _ in _testset_zip(export.rows, lambda rows: export.metadata, out, testset):
         pass
 
 
@@ -237,13 +266,14 @@ def iter_testset_zip(testset: TestSet, rows: Iterable[ExportRow], balance: dict 
     ``rows`` may be read as it goes: the images come first, ``labels.csv`` and
     ``labels.json`` last."""
     buffer = _Pieces(binary=True)
-    for _ in _testset_zip(rows, lambda written: export_metadata(testset, written, balance), buffer):
+    for _ in _testset_zip(rows, lambda written: export_metadata(testset, written, balance), buffer, testset):
         if buffer.size >= _PIECE:
             yield buffer.take()
     yield buffer.take()
 
 
-def _testset_zip(rows: Iterable[ExportRow], metadata: Callable[[list[ExportRow]], dict], out) -> Iterator[None]:
+def _testset_zip(rows: Iterable[ExportRow], metadata: Callable[[list[ExportRow]], dict], out,
+                 testset: TestSet) -> Iterator[None]:
     """The images by label, then ``labels.csv`` and ``labels.json`` (``metadata`` of the rows)."""
     written: list[ExportRow] = []
     names: list[str] = []
@@ -261,7 +291,7 @@ def _testset_zip(rows: Iterable[ExportRow], metadata: Callable[[list[ExportRow]]
                 shutil.copyfileobj(src, dst)
             yield
         text = io.StringIO()
-        write_testset_csv(written, text, files=names)
+        write_testset_csv(written, text, testset, files=names)
         archive.writestr(ZIP_CSV_NAME, text.getvalue())
         archive.writestr(ZIP_METADATA_NAME, json.dumps(metadata(written), indent=2) + "\n")
         yield
@@ -304,12 +334,12 @@ def export_testset(testset: TestSet, out: str | Path, *, balanced: bool = False,
     export = build_export(testset, balanced=balanced, seed=seed)
     if suffix == ".csv":
         with out.open("w", encoding="utf-8", newline="") as fileobj:
-            write_testset_csv(export.rows, fileobj)
+            write_testset_csv(export.rows, fileobj, testset)
         metadata_path = out.with_suffix(".json")
         metadata_path.write_text(json.dumps(export.metadata, indent=2) + "\n", encoding="utf-8")
     else:
         with out.open("wb") as fileobj:
-            write_testset_zip(export, fileobj)
+            write_testset_zip(export, fileobj, testset)
     return export
 
 

@@ -162,6 +162,14 @@ class RepeatedFile(models.Model):
 
 
 class VoteQuerySet(models.QuerySet):
+    def counted(self, testset: "TestSet") -> "VoteQuerySet":
+        """The votes of ``testset`` that its statistics count: none on a control image, none
+        by an annotator staff excluded. Votes for an extra answer are among them (the report
+        counts them), though no majority counts them."""
+        controls = Image.objects.filter(testset=testset).exclude(control_label="").values("pk")
+        excluded = Exclusion.objects.filter(testset=testset, lifted_at__isnull=True).values("annotator_id")
+        return self.filter(testset=testset).exclude(image_id__in=controls).exclude(annotator_id__in=excluded)
+
     def bulk_create(self, objs, *args, **kwargs):
         """As Django's, with each vote's test set filled in from its image (``Vote.save`` does
         the same for one vote)."""

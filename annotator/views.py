@@ -272,7 +272,7 @@ def staff_export(request, testset, kind):
             messages.error(request, str(exc))
             return redirect("annotator:dashboard")
     if kind == "csv":
-        return _download(exporting.iter_testset_csv(rows), f"{stem}.csv", "text/csv")
+        return _download(exporting.iter_testset_csv(rows, testset), f"{stem}.csv", "text/csv")
     return _download(exporting.iter_testset_zip(testset, rows, balance), f"{stem}.zip", "application/zip")
 
 

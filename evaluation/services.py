@@ -18,12 +18,12 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Q
 
 from annotator.errors import InputError
-from annotator.models import Image, RepeatedFile, TestSet, Vote
+from annotator.models import Exclusion, Image, RepeatedFile, TestSet, Vote
 from annotator.testsets import resolve_testset
 from ferml.checkpoint import CheckpointError
 from ferml.data import DataError, decode_image, to_model_array
 from ferml.inference import ModelNotFoundError, Predictor, train_hint
-from ferml.labels import LABEL_SETS, VOTE_LABEL_SETS, LabelError, binning_matrix, map_label
+from ferml.labels import LABEL_SETS, LabelError, binning_matrix, map_label, scheme_targets, target_classes
 
 from . import metrics
 from .benchmark_core import (
@@ -68,42 +68,93 @@ def get_testset(testset: TestSet | str | None) -> TestSet:
 
 
 def label_names(label_set: str) -> list[str]:
-    """The ordered labels of a benchmark label set (one a human vote can be given in)."""
-    if label_set not in VOTE_LABEL_SETS:
-        raise BenchmarkError(
-            f"Unknown label set {label_set!r}; choose one of {', '.join(VOTE_LABEL_SETS)}."
-        )
+    """The ordered labels of a label set that votes can be given in or binned to."""
+    if label_set not in LABEL_SETS:
+        raise BenchmarkError(f"Unknown label set {label_set!r}; choose one of {', '.join(LABEL_SETS)}.")
     return list(LABEL_SETS[label_set])
 
 
-def testset_votes(testset: TestSet, label_set: str = DEFAULT_LABEL_SET) -> pd.DataFrame:
-    """Every vote on ``testset`` as columns image (key), annotator (username), label.
+@dataclass(frozen=True)
+class ScoringLabels:
+    """What a benchmark of a test set scores in: its own scheme, or a bin set the scheme
+    maps into (an emotion study scored in bin3: each vote binned after it was cast)."""
 
-    Votes are stored as bin3; for pos2 each is mapped (positive stays, the rest become
-    non-positive).
-    """
-    label_names(label_set)
-    rows = Vote.objects.filter(testset=testset).order_by().values_list("image_id", "annotator_id", "label")
+    name: str  # as asked for: the scheme's name or a bin set's
+    labels: list[str]
+    target: str | list[str]  # what a model's classes are mapped into (ferml.labels)
+    vote_map: dict[str, str | None]  # each label of the scheme, as scored
+    binned: bool  # votes were binned after they were cast
+    scheme: str = "bin3"
+
+    @classmethod
+    def of_label_set(cls, name: str) -> "ScoringLabels":
+        """A label set scored as it is (votes given in it)."""
+        labels = label_names(name)
+        return cls(name, labels, name, {label: label for label in labels}, False, name)
+
+    @property
+    def sentence(self) -> str | None:
+        if not self.binned:
+            return None
+        return (f"The votes were cast in {self.scheme} and binned to {self.name} after they were cast, "
+                "as a 7- or 8-class model's probabilities are.")
+
+
+def scoring_choices(testset: TestSet) -> list[str]:
+    """The label sets a test set can be benchmarked in: its scheme, then the bin sets
+    (bin3, pos2) every label of the scheme maps into."""
+    return list(dict.fromkeys([testset.scheme_name, *scheme_targets(testset.labels)]))
+
+
+def scoring_labels(testset: TestSet, label_set: str | None = None) -> ScoringLabels:
+    """The labels of a benchmark of ``testset`` in ``label_set`` (default: its scheme)."""
+    scheme, labels = testset.scheme_name, testset.labels
+    name = label_set or scheme
+    if name == scheme:
+        target = scheme if scheme in LABEL_SETS else list(labels)
+        return ScoringLabels(name, list(labels), target, {label: label for label in labels}, False, scheme)
+    choices = scoring_choices(testset)
+    if name not in choices:
+        raise BenchmarkError(
+            f"Test set {testset.name!r} votes in {scheme} ({', '.join(labels)}), which cannot be scored "
+            f"in {name!r}; choose {' or '.join(choices)}."
+        )
+    return ScoringLabels(name, label_names(name), name, {label: map_label(label, name) for label in labels},
+                         True, scheme)
+
+
+def testset_votes(testset: TestSet, label_set: str | ScoringLabels | None = None) -> pd.DataFrame:
+    """The counted votes of ``testset`` (``Vote.objects.counted``: no control image, no
+    excluded annotator) for a label of its scheme, as columns image (key), annotator
+    (username), label; extra answers ("unsure", "not a face") are left out. In a bin set
+    each vote is binned (for pos2: positive stays, the rest become non-positive)."""
+    scoring = label_set if isinstance(label_set, ScoringLabels) else scoring_labels(testset, label_set)
+    rows = (Vote.objects.counted(testset).filter(label__in=testset.labels).order_by()
+            .values_list("image_id", "annotator_id", "label"))
     frame = pd.DataFrame.from_records(list(rows), columns=["image_id", "annotator_id", "label"])
     keys = dict(Image.objects.filter(testset=testset).values_list("id", "key"))
     names = dict(get_user_model().objects.filter(pk__in=_voter_ids(testset)).values_list("pk", "username"))
     frame = pd.DataFrame({
         "image": frame["image_id"].map(keys).astype(object),
         "annotator": frame["annotator_id"].map(names).astype(object),
-        "label": frame["label"].astype(object),
+        "label": frame["label"].map(scoring.vote_map).astype(object),
     }, columns=VOTE_COLUMNS)
-    if label_set != DEFAULT_LABEL_SET:
-        mapped = {label: map_label(label, label_set) for label in frame["label"].unique()}
-        frame["label"] = frame["label"].map(mapped).astype(object)
     return frame
 
 
+def extra_answer_counts(testset: TestSet) -> dict[str, int]:
+    """Counted votes per extra answer (in no majority; the report counts them, as FER+ does)."""
+    counts = dict(Vote.objects.counted(testset).filter(label__in=testset.extra_answers).order_by()
+                  .values("label").annotate(n=Count("id")).values_list("label", "n"))
+    return {extra: counts.get(extra, 0) for extra in testset.extra_answers}
+
+
 def _voter_ids(testset: TestSet):
-    return Vote.objects.filter(testset=testset).order_by().values("annotator_id").distinct()
+    return Vote.objects.counted(testset).order_by().values("annotator_id").distinct()
 
 
 def annotator_names(testset: TestSet) -> list[str]:
-    """Usernames of everyone with at least one vote on ``testset``, sorted."""
+    """Usernames of everyone with at least one counted vote on ``testset``, sorted."""
     return list(
         get_user_model().objects.filter(pk__in=_voter_ids(testset))
         .order_by("username").values_list("username", flat=True)
@@ -111,17 +162,17 @@ def annotator_names(testset: TestSet) -> list[str]:
 
 
 def vote_count_table(testset: TestSet) -> np.ndarray:
-    """Votes per image (a row for each image with a vote) and bin3 label (columns in order),
-    added up by the database: one row per image is read, not one per vote."""
-    labels = label_names(DEFAULT_LABEL_SET)
+    """Counted votes per image (a row for each image with a vote) and label of the scheme
+    (columns in order), added up by the database: one row per image is read, not one per vote."""
+    labels = testset.labels
     columns = {f"n{i}": Count("id", filter=Q(label=label)) for i, label in enumerate(labels)}
-    rows = (Vote.objects.filter(testset=testset).order_by().values("image_id")
+    rows = (Vote.objects.counted(testset).filter(label__in=labels).order_by().values("image_id")
             .annotate(**columns).values_list(*columns))
     return np.array(list(rows), dtype=np.int64).reshape(-1, len(labels))
 
 
 def agreement_summary(testset: TestSet) -> dict:
-    """Size and agreement of the votes on ``testset``, over all annotators (bin3).
+    """Size and agreement of the counted votes on ``testset``, over all annotators, in its scheme.
 
     Undefined figures (no votes yet, one label only) are None. The staff dashboard
     shows this dict as it is. Computed from the database's vote counts per image, so it
@@ -168,15 +219,21 @@ def no_model_message() -> str:
     )
 
 
+def _scoring(label_set: str | ScoringLabels) -> ScoringLabels:
+    return label_set if isinstance(label_set, ScoringLabels) else ScoringLabels.of_label_set(label_set)
+
+
 def load_models(
-    model_names: Iterable[str], label_set: str = DEFAULT_LABEL_SET
+    model_names: Iterable[str], label_set: str | ScoringLabels = DEFAULT_LABEL_SET
 ) -> list[LoadedModel]:
     """One Predictor per distinct name (or checkpoint path), each able to answer in ``label_set``.
 
     All are loaded before any image is read, so a missing or broken checkpoint is
-    reported at once rather than after minutes of inference.
+    reported at once rather than after minutes of inference. A model whose classes cannot
+    be mapped into the labels (a bin3 model asked for emotions) is refused with a sentence.
     """
-    labels = label_names(label_set)
+    scoring = _scoring(label_set)
+    labels, target = scoring.labels, scoring.target
     loaded = []
     for name in dict.fromkeys(model_names):  # a name given twice runs once
         try:
@@ -186,21 +243,21 @@ def load_models(
         except CheckpointError as err:
             message = _sentence(str(err))
             raise BenchmarkError(f"Model {name!r} cannot be loaded: {message}") from None
-        if predictor.label_set != label_set:
+        if predictor.label_set != target:
             try:  # a pos2 model cannot be split back into bin3, for example
-                binning_matrix(predictor.classes, label_set)
+                binning_matrix(predictor.classes, target)
             except LabelError:
                 raise BenchmarkError(
                     f"Model {name!r} was trained on {predictor.label_set} labels "
                     f"({', '.join(predictor.classes)}) and cannot be scored on "
-                    f"{label_set} ({', '.join(labels)})."
+                    f"{scoring.name} ({', '.join(labels)})."
                 ) from None
         loaded.append(LoadedModel(name, predictor))
     return loaded
 
 
 def predict_images(
-    testset: TestSet, models: Sequence[LoadedModel], keys: Iterable[str], label_set: str,
+    testset: TestSet, models: Sequence[LoadedModel], keys: Iterable[str], label_set: str | ScoringLabels,
     progress: ProgressFn | None = None,
 ) -> dict[str, dict[str, str]]:
     """Each model's label (in ``label_set``) for the images of ``testset`` with these keys.
@@ -211,7 +268,8 @@ def predict_images(
     given, hears how far the reading and each model are.
     """
     progress = progress or _no_progress
-    labels = label_names(label_set)
+    scoring = _scoring(label_set)
+    labels, target = scoring.labels, scoring.target
     wanted = set(keys)
     # filtered here, not with key__in: thousands of keys would overflow SQLite's parameter limit
     images = [i for i in Image.objects.filter(testset=testset).order_by("key") if i.key in wanted]
@@ -226,7 +284,7 @@ def predict_images(
         arrays, parts = prepared[spec], []
         for start in range(0, len(arrays), PREDICT_CHUNK):
             progress(f"model {model.name}: images", start, len(arrays))
-            parts.append(predictor.predict_proba_arrays(arrays[start:start + PREDICT_CHUNK], label_set))
+            parts.append(predictor.predict_proba_arrays(arrays[start:start + PREDICT_CHUNK], target))
         probabilities = np.concatenate(parts) if parts else np.zeros((0, len(labels)))
         predictions[model.name] = {
             key: labels[i] for key, i in zip(image_keys, probabilities.argmax(axis=1))
@@ -259,7 +317,7 @@ def run_benchmark(
     testset: TestSet | str | None,
     model_names: Iterable[str] = (),
     holdout: str = AUTO,
-    labels: str = DEFAULT_LABEL_SET,
+    labels: str | None = None,
     seed: int = 0,
     n_resamples: int = metrics.DEFAULT_N_RESAMPLES,
     reference: str = metrics.MAJORITY,
@@ -269,7 +327,8 @@ def run_benchmark(
     """The human-vs-model benchmark of ``testset`` (the dict of ``build_benchmark_result``).
 
     ``holdout`` is a username, ``"auto"`` or ``"all"`` (every annotator in turn: the
-    panel, beside the ``"auto"`` figures); ``labels`` is bin3 or pos2; ``reference`` is
+    panel, beside the ``"auto"`` figures); ``labels`` is the test set's scheme (the default)
+    or a bin set it maps into (``scoring_choices``); ``reference`` is
     ``"majority"`` or ``"dawid-skene"``; in the panel, annotators with fewer than
     ``min_images`` paired images are listed but left out of the means. Each model runs
     once, on the images that have a reference for some held-out annotator, however many
@@ -280,23 +339,24 @@ def run_benchmark(
     """
     progress = progress or _no_progress
     testset = get_testset(testset)
-    label_list = label_names(labels)
+    scoring = scoring_labels(testset, labels)
+    label_list = scoring.labels
     check_options(reference, min_images)
     progress("reading the votes")
-    frame = testset_votes(testset, labels)
+    frame = testset_votes(testset, scoring)
     if frame.empty:
         raise BenchmarkError(
             f"Test set {testset.name!r} has no votes yet; import them with import_votes "
             "or let annotators label it first."
         )
     progress("loading the models")
-    models = load_models(model_names, labels)
+    models = load_models(model_names, scoring)
     progress("holding out the annotators" if holdout == ALL else "holding out an annotator")
     choice, panel = _hold_out(testset, frame, label_list, holdout, reference)
     needed = set(choice.split.images)
     for split in (panel or {}).values():
         needed.update(split.images)
-    predictions = predict_images(testset, models, needed, labels, progress)
+    predictions = predict_images(testset, models, needed, scoring, progress)
     progress("scoring: agreement, intervals and tests")
     try:
         result = build_benchmark_result(
@@ -314,11 +374,38 @@ def run_benchmark(
         )
     except ValueError as err:
         raise BenchmarkError(f"Test set {testset.name!r}: {_sentence(str(err))}") from None
-    result["label_set"] = labels
+    result["label_set"] = scoring.name
     result["testset"]["n_repeated_files"] = RepeatedFile.objects.filter(testset=testset).count()
+    result["testset"].update(study_facts(testset, scoring))
     for entry, model in zip(result["models"], models):
         entry.update(model.description)
     return result
+
+
+def study_facts(testset: TestSet, scoring: ScoringLabels) -> dict:
+    """What the report says of a study beside its figures: the scheme and how the votes were
+    scored, the extra answers, the control images and the excluded annotators left out."""
+    controls = Image.objects.filter(testset=testset).exclude(control_label="")
+    exclusions = (Exclusion.objects.filter(testset=testset, lifted_at__isnull=True)
+                  .select_related("annotator", "created_by").order_by("annotator__username"))
+    return {
+        "label_scheme": testset.scheme_name,
+        "scheme_labels": testset.labels,
+        "votes_binned": scoring.binned,
+        "binning": scoring.sentence,
+        "extra_answers": extra_answer_counts(testset),
+        "n_control_images": controls.count(),
+        "n_control_votes": Vote.objects.filter(image__in=controls).count(),
+        "votes_per_image": testset.votes_per_image,
+        "max_votes_per_image": testset.max_votes_per_image,
+        "excluded_annotators": [
+            {"annotator": e.annotator.username, "reason": e.reason,
+             "by": e.created_by.username if e.created_by else None,
+             "at": e.created_at.isoformat(timespec="seconds"),
+             "n_votes": Vote.objects.filter(testset=testset, annotator=e.annotator).count()}
+            for e in exclusions
+        ],
+    }
 
 
 def check_options(reference: str, min_images: int) -> None:

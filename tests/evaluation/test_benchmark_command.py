@@ -223,9 +223,11 @@ def test_holdout_without_votes_on_this_testset(small_study, model_dir, django_us
     assert message.startswith("Annotator 'newcomer' has no votes on test set 'small'")
 
 
-def test_unknown_label_set_is_refused_by_the_parser(small_study, model_dir):
-    with pytest.raises(CommandError, match="invalid choice: 'fer7'"):
-        run_command("benchmark", "--model", "bkmin", "--labels", "fer7")
+def test_a_label_set_the_scheme_does_not_map_into_is_refused(small_study, model_dir):
+    # bin3 votes cannot be split into emotions
+    message = command_error("--model", "bkmin", "--labels", "fer7")
+    assert message == ("Test set 'small' votes in bin3 (negative, neutral, positive), which cannot be "
+                       "scored in 'fer7'; choose bin3 or pos2.")
 
 
 def test_unwritable_report_file(small_study, model_dir, tmp_path):

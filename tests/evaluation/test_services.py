@@ -43,8 +43,8 @@ def test_pos2_votes_merge_negative_and_neutral(study):
 
 
 def test_unknown_label_set():
-    with pytest.raises(BenchmarkError, match="Unknown label set 'fer7'; choose one of bin3, pos2."):
-        services.label_names("fer7")
+    with pytest.raises(BenchmarkError, match="Unknown label set 'fer9'; choose one of fer7, affect8, bin3"):
+        services.label_names("fer9")
 
 
 def test_agreement_summary_matches_an_independent_computation(study):

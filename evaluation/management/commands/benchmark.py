@@ -8,7 +8,6 @@ from evaluation.metrics import MAJORITY, REFERENCES
 from evaluation.report import format_report_text, render_report_html
 from evaluation.services import BenchmarkError, no_model_message, run_benchmark
 from ferml.inference import available_models
-from ferml.labels import VOTE_LABEL_SETS
 
 
 class Command(BaseCommand):
@@ -38,8 +37,10 @@ class Command(BaseCommand):
                             help="with --holdout all, annotators with fewer paired images are "
                                  "listed but left out of the means "
                                  f"(default: {DEFAULT_MIN_IMAGES})")
-        parser.add_argument("--labels", default="bin3", choices=VOTE_LABEL_SETS,
-                            help="label set to score in (default: bin3)")
+        parser.add_argument("--labels", default=None, metavar="SCHEME|bin3|pos2",
+                            help="label set to score in: the test set's own scheme (the default), or a "
+                                 "bin set its labels map into (an emotion study in bin3 or pos2: the "
+                                 "votes are binned after they were cast)")
         parser.add_argument("--json", metavar="FILE", help="also write the result as JSON")
         parser.add_argument("--html", metavar="FILE",
                             help="also write a self-contained HTML report")

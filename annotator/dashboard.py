@@ -120,3 +120,44 @@ def testset_stats() -> list[TestSetStats]:
             )
         )
     return stats
+
+
+@dataclass(frozen=True)
+class PoolProgress:
+    """Where a pooled test set stands: its regular images by state, and the votes left."""
+
+    n_images: int
+    complete: int
+    in_progress: int  # with a vote or held by a lease, not complete
+    untouched: int
+    votes: int
+    votes_needed: int  # at least; adaptive overlap may ask for more on disagreement
+    votes_saved: int  # below the maximum on images an adaptive rule stopped early
+    adaptive: bool
+
+
+def pool_progress(testset: TestSet) -> PoolProgress:
+    """Counted by the database from each image's kept state (``Image.n_votes``, ``n_needed``)."""
+    from django.db.models import Exists, OuterRef, Sum
+    from django.utils import timezone
+
+    from .models import Image, Lease
+
+    regular = Image.objects.filter(testset=testset, control_label="").order_by()
+    leased = Lease.objects.filter(image=OuterRef("pk"), expires_at__gt=timezone.now(), skipped=False)
+    figures = regular.aggregate(
+        n=Count("pk"), complete=Count("pk", filter=Q(complete=True)),
+        started=Count("pk", filter=Q(complete=False, n_votes__gt=0)),
+        votes=Sum("n_votes"), needed=Sum("n_needed", filter=Q(complete=False)),
+    )
+    held = regular.filter(complete=False, n_votes=0).filter(Exists(leased)).count()
+    rule = testset.overlap
+    saved = 0
+    if rule is not None and rule.adaptive:
+        stopped = regular.filter(complete=True, n_votes__lt=rule.maximum).aggregate(
+            n=Count("pk"), votes=Sum("n_votes"))
+        saved = rule.maximum * stopped["n"] - (stopped["votes"] or 0)
+    in_progress = figures["started"] + held
+    return PoolProgress(figures["n"], figures["complete"], in_progress,
+                        figures["n"] - figures["complete"] - in_progress, figures["votes"] or 0,
+                        figures["needed"] or 0, saved, bool(rule and rule.adaptive))

@@ -151,3 +151,37 @@ def describe_design(testset: TestSet) -> str:
     feedback = ", with the expected answer shown after the vote" if testset.control_feedback else ""
     lines.append(f"Control images: {n_controls} ({rate}{feedback}).")
     return "\n".join(lines)
+
+
+# --- annotators left out of a test set's statistics ---------------------------------------
+
+
+def do_exclude(testset: TestSet, annotator, reason: str, by=None) -> "Exclusion":
+    """Leave ``annotator`` out of ``testset``'s statistics, with the reason (recorded)."""
+    from .models import Exclusion
+
+    reason = (reason or "").strip()
+    if not reason:
+        raise InputError(f"Say why {annotator.username} is excluded: the report lists the reason.")
+    with transaction.atomic():
+        current = Exclusion.objects.select_for_update().filter(
+            testset=testset, annotator=annotator, lifted_at__isnull=True).first()
+        if current is not None:
+            raise InputError(f"{annotator.username} is already excluded from {testset.name} ({current.reason}).")
+        return Exclusion.objects.create(testset=testset, annotator=annotator, reason=reason, created_by=by)
+
+
+def do_include(testset: TestSet, annotator, by=None) -> "Exclusion":
+    """Count ``annotator``'s votes again; the lifted exclusion stays on record."""
+    from django.utils import timezone
+
+    from .models import Exclusion
+
+    with transaction.atomic():
+        current = Exclusion.objects.select_for_update().filter(
+            testset=testset, annotator=annotator, lifted_at__isnull=True).first()
+        if current is None:
+            raise InputError(f"{annotator.username} is not excluded from {testset.name}.")
+        current.lifted_at, current.lifted_by = timezone.now(), by
+        current.save(update_fields=["lifted_at", "lifted_by"])
+        return current

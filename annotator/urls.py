@@ -11,6 +11,7 @@ app_patterns = [
     path("label/<slug:testset>/images/<int:pk>/", views.image_file, name="image"),
     path("staff/", views.staff_dashboard, name="dashboard"),
     path("staff/import/", views.staff_import, name="import"),
+    path("staff/testsets/<slug:testset>/", views.staff_testset, name="testset"),
     path("staff/export/<slug:testset>/<str:kind>/", views.staff_export, name="export"),
 ]
 

@@ -16,11 +16,12 @@ from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
-from . import dashboard, exporting, importing, jobs, voting
+from . import controls, dashboard, exporting, importing, jobs, voting
 from .access import staff_required
 from .errors import InputError, text_response
-from .forms import ExportForm, ImportImagesForm, ImportVotesForm
+from .forms import ControlImageForm, DesignForm, ExportForm, ImportControlsForm, ImportImagesForm, ImportVotesForm
 from .models import Image, Job, TestSet
+from .testsets import describe_design, do_set_overlap, resolve_testset
 
 # Background vote imports the import page lists, newest first.
 RECENT_VOTE_IMPORTS = 5
@@ -202,6 +203,7 @@ def _refused_upload(request) -> str | None:
 @staff_required
 def staff_import(request):
     images_form, votes_form, report, status = ImportImagesForm(), ImportVotesForm(), None, 200
+    controls_form = ImportControlsForm()
     refused = _refused_upload(request)
     if refused:
         messages.error(request, refused)
@@ -210,15 +212,32 @@ def staff_import(request):
         images_form = ImportImagesForm(request.POST, request.FILES)
         if images_form.is_valid():
             data = images_form.cleaned_data
+            scheme, overlap = images_form.scheme(), images_form.overlap()
             try:
-                report = importing.import_testset(
-                    data["zip_file"], name=data["name"] or None,
-                    detect_faces=data["detect_faces"], min_face=data["min_face"] or 0,
-                )
+                if scheme is not None and overlap is not None:
+                    report = importing.import_testset(
+                        data["zip_file"], name=data["name"] or None,
+                        detect_faces=data["detect_faces"], min_face=data["min_face"] or 0,
+                        scheme=scheme, overlap=overlap,
+                    )
             except InputError as exc:
                 _add_errors(images_form, "zip_file", exc)
             else:
-                messages.success(request, report.summary())
+                if report is not None:
+                    messages.success(request, report.summary())
+    elif request.method == "POST" and "controls_file" in request.FILES:
+        controls_form = ImportControlsForm(request.POST, request.FILES)
+        if controls_form.is_valid():
+            data = controls_form.cleaned_data
+            try:
+                testset = resolve_testset(data["testset"])
+                done = controls.import_controls(data["controls_file"].read(), testset,
+                                                data["controls_file"].name or "the control file")
+            except InputError as exc:
+                _add_errors(controls_form, "controls_file", exc)
+            else:
+                messages.success(request, done.summary())
+                return redirect("annotator:testset", testset=testset.name)
     elif request.method == "POST" and "csv_file" in request.FILES:
         votes_form = ImportVotesForm(request.POST, request.FILES)
         if votes_form.is_valid():
@@ -244,9 +263,50 @@ def staff_import(request):
     vote_jobs = [jobs.current(job) for job in Job.objects.filter(kind=importing.VOTE_IMPORT_JOB)
                  .select_related("testset")[:RECENT_VOTE_IMPORTS]]
     return render(request, "annotator/import.html", {
-        "images_form": images_form, "votes_form": votes_form, "report": report,
+        "images_form": images_form, "votes_form": votes_form, "report": report, "controls_form": controls_form,
         "vote_jobs": vote_jobs, "refresh": any(job.active for job in vote_jobs),
         "inline_limit": settings.VOTE_UPLOAD_IN_REQUEST_MAX_BYTES,
+    }, status=status)
+
+
+@staff_required
+def staff_testset(request, testset):
+    """A test set's design and progress; staff change how its images are served and mark
+    single control images here."""
+    testset = get_object_or_404(TestSet, name=testset)
+    design_form = DesignForm(initial={
+        "votes_per_image": testset.votes_per_image, "max_votes_per_image": testset.max_votes_per_image,
+        "adaptive_stop": testset.adaptive_stop, "control_rate": testset.control_rate,
+        "control_feedback": testset.control_feedback})
+    control_form, status = ControlImageForm(), 200
+    if request.method == "POST" and "control_rate" in request.POST:
+        design_form = DesignForm(request.POST)
+        overlap = design_form.overlap() if design_form.is_valid() else None
+        if overlap is not None:
+            do_set_overlap(testset, overlap)
+            messages.success(request, "Saved: " + describe_design(testset).replace("\n", " "))
+            return redirect("annotator:testset", testset=testset.name)
+        status = 400
+    elif request.method == "POST":
+        control_form = ControlImageForm(request.POST)
+        if control_form.is_valid():
+            image = testset.images.filter(key=control_form.cleaned_data["image"]).first()
+            try:
+                if image is None:
+                    raise InputError(f"Test set {testset.name!r} has no image {control_form.cleaned_data['image']!r}.")
+                controls.do_set_control(image, control_form.cleaned_data["label"])
+            except InputError as exc:
+                control_form.add_error(None, str(exc))
+            else:
+                what = f"a control image ({image.control_label})" if image.control_label else "a regular image"
+                messages.success(request, f"{image.key} is {what}.")
+                return redirect("annotator:testset", testset=testset.name)
+        status = 400
+    return render(request, "annotator/testset.html", {
+        "testset": testset, "design": describe_design(testset).splitlines(),
+        "pool": dashboard.pool_progress(testset) if testset.pooled else None,
+        "control_images": testset.images.exclude(control_label="").order_by("key")[:200],
+        "design_form": design_form, "control_form": control_form,
     }, status=status)
 
 

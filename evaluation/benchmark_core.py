@@ -178,12 +178,14 @@ def build_benchmark_result(
         )
 
     testset = {"name": testset_name, **metrics.vote_summary(frame, labels)}
+    design = metrics.design_summary(frame, labels)
     if n_images_in_testset is not None:  # n_images counts only the images with votes
         testset["n_images_with_votes"] = testset["n_images"]
         testset["n_images_in_testset"] = n_images_in_testset
     result = {
         "testset": testset,
         "labels": labels,
+        "design": design,
         "reference": reference,
         "agreement": {
             **agreement_block(frame, labels),

@@ -1,9 +1,10 @@
 from django import forms
 
-from ferml.labels import LABEL_SETS, VOTE_LABEL_SETS
+from ferml.labels import LABEL_SETS
 
 from .benchmark_core import ALL, AUTO, DEFAULT_MIN_IMAGES
 from .metrics import DAWID_SKENE, MAJORITY
+from .quality import Thresholds
 from .services import DEFAULT_LABEL_SET
 
 
@@ -27,9 +28,8 @@ class BenchmarkForm(forms.Form):
     )
     labels = forms.ChoiceField(
         label="Labels",
-        choices=[
-            (name, f"{name}: {' / '.join(LABEL_SETS[name])}") for name in VOTE_LABEL_SETS
-        ],
+        help_text="The test set's own scheme, or a bin set its labels map into (the votes are "
+                  "binned after they were cast).",
     )
     models = forms.MultipleChoiceField(
         label="Models", required=False, widget=forms.CheckboxSelectMultiple
@@ -39,8 +39,10 @@ class BenchmarkForm(forms.Form):
         help_text="Seed of the 95 % confidence intervals.",
     )
 
-    def __init__(self, *args, annotators: list[str], model_names: list[str], **kwargs):
+    def __init__(self, *args, annotators: list[str], model_names: list[str],
+                 label_choices: list[tuple[str, list[str]]] = (("bin3", LABEL_SETS["bin3"]),), **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["labels"].choices = [(name, f"{name}: {' / '.join(labels)}") for name, labels in label_choices]
         self.fields["holdout"].choices = [
             (AUTO, "auto (median leave-one-out agreement)"),
             (ALL, "all: every annotator in turn (the panel)"),
@@ -55,10 +57,27 @@ class BenchmarkForm(forms.Form):
         return DEFAULT_MIN_IMAGES if value is None else value
 
     @staticmethod
-    def default_data(model_names: list[str]) -> dict:
-        """What the page shows before any choice: auto holdout, majority reference, bin3,
-        every available model."""
+    def default_data(model_names: list[str], labels: str = DEFAULT_LABEL_SET) -> dict:
+        """What the page shows before any choice: auto holdout, majority reference, the test
+        set's own labels, every available model."""
         return {
             "holdout": AUTO, "reference": MAJORITY, "min_images": DEFAULT_MIN_IMAGES,
-            "labels": DEFAULT_LABEL_SET, "models": list(model_names), "seed": 0,
+            "labels": labels, "models": list(model_names), "seed": 0,
         }
+
+
+class QualityForm(forms.Form):
+    """The flag thresholds of the annotator quality page."""
+
+    min_seconds = forms.FloatField(label="Flag a median time per vote under (s)", min_value=0, required=False)
+    max_share = forms.FloatField(label="Flag one answer in more than this share of the votes", min_value=0.01,
+                                 max_value=1, required=False)
+
+    @staticmethod
+    def default_thresholds() -> Thresholds:
+        return Thresholds()
+
+    def thresholds(self) -> Thresholds:
+        d, default = self.cleaned_data, Thresholds()
+        return Thresholds(default.min_median_seconds if d.get("min_seconds") is None else d["min_seconds"],
+                          default.max_label_share if d.get("max_share") is None else d["max_share"])

@@ -133,6 +133,28 @@ def vote_summary_from_counts(counts: np.ndarray, n_annotators: int) -> dict:
     }
 
 
+def design_summary(votes: Votes, labels: Sequence[str]) -> dict:
+    """How the votes cover the images: fully crossed (every annotator labelled every image)
+    or partial overlap, with the mean images per annotator, the mean annotators per image
+    and the pairs of annotators that share at least one image."""
+    coded = _code(as_votes(votes, labels), labels)
+    n_images, n_annotators, n_votes = len(coded.images), len(coded.annotators), len(coded.label_idx)
+    incidence = np.zeros((n_annotators, n_images), dtype=np.float32)
+    incidence[coded.annotator_idx, coded.image_idx] = 1
+    shared = incidence @ incidence.T
+    pairs = n_annotators * (n_annotators - 1) // 2
+    sharing = int((np.triu(shared, k=1) > 0).sum())
+    return {
+        "fully_crossed": bool(n_votes == n_images * n_annotators and n_votes > 0),
+        "n_annotators": n_annotators,
+        "n_images": n_images,
+        "mean_images_per_annotator": n_votes / n_annotators if n_annotators else None,
+        "mean_annotators_per_image": n_votes / n_images if n_images else None,
+        "n_annotator_pairs": pairs,
+        "n_pairs_sharing_images": sharing,
+    }
+
+
 # --------------------------------------------------------------------------- agreement
 
 

@@ -80,6 +80,45 @@ def _size_line(testset: dict, labels: Sequence[str]) -> str:
     )
 
 
+def study_lines(result: dict) -> list[str]:
+    """Sentences on how the study was made, beside its figures: its design (fully crossed
+    or partial overlap), how the votes were scored, extra answers, the control images and
+    the annotators left out. Every renderer shows these same lines."""
+    testset, lines = result["testset"], []
+    design = result.get("design")
+    if design and design["n_annotators"]:
+        if design["fully_crossed"]:
+            lines.append(f"Design: fully crossed, every one of {design['n_annotators']} annotators labelled "
+                         f"every one of {design['n_images']} images.")
+        else:
+            lines.append(
+                f"Design: partial overlap, {design['n_annotators']} annotators, a mean of "
+                f"{design['mean_images_per_annotator']:.1f} images per annotator and "
+                f"{design['mean_annotators_per_image']:.2f} annotators per image; "
+                f"{design['n_pairs_sharing_images']} of {design['n_annotator_pairs']} pairs of annotators "
+                "share images. Every figure is computed per image and per annotator's own images; "
+                "Fleiss' kappa weighs each image alike whatever its number of votes (Gwet's "
+                "generalisation) and leaves out images with one vote.")
+    if testset.get("votes_per_image"):
+        most = testset.get("max_votes_per_image")
+        lines.append(f"Votes per image from a pool: {testset['votes_per_image']}"
+                     + (f" to {most} (adaptive)." if most else "."))
+    if testset.get("binning"):
+        lines.append(testset["binning"])
+    extras = testset.get("extra_answers") or {}
+    if extras:
+        lines.append("Extra answers, counted here and in no majority or accuracy: "
+                     + ", ".join(f"{name} {n}" for name, n in extras.items()) + ".")
+    if testset.get("n_control_images"):
+        lines.append(f"{testset['n_control_images']} control images ({testset.get('n_control_votes', 0)} votes) "
+                     "are left out of every figure.")
+    for excluded in testset.get("excluded_annotators") or []:
+        by = f" by {excluded['by']}" if excluded.get("by") else ""
+        lines.append(f"Excluded: {excluded['annotator']} ({excluded['n_votes']} votes left out){by} on "
+                     f"{excluded['at'][:10]}, because: {excluded['reason']}")
+    return lines
+
+
 def _reference_text(result: dict) -> str:
     """What the held-out annotators were scored against."""
     if result.get("reference") == "dawid-skene":
@@ -241,6 +280,7 @@ def format_report_text(result: dict) -> str:
     out = [
         f"Human vs model benchmark: {testset.get('name') or 'test set'}",
         _size_line(testset, labels),
+        *study_lines(result),
         "",
         "Agreement over all annotators",
         *_table(
@@ -584,6 +624,7 @@ def render_report_html(result: dict) -> str:
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         f"<p>{html.escape(_size_line(testset, result['labels']))}</p>",
+        "".join(f'<p class="study">{html.escape(line)}</p>' for line in study_lines(result)),
         "<h2>Agreement over all annotators</h2>",
         agreement_table,
         f"<h2>Held-out annotator {html.escape(str(holdout['annotator']))}</h2>",
@@ -636,6 +677,7 @@ def page_context(result: dict) -> dict:
     the_panel_figure = panel_figure(result)
     return {
         "size_line": _size_line(result["testset"], result["labels"]),
+        "study_lines": study_lines(result),
         "reference_text": _reference_text(result),
         "panel": panel and {
             "summary": _table_context(*_panel_summary_table(panel)),
@@ -666,3 +708,42 @@ def summary_context(summary: dict) -> dict:
         "agreement_accuracy_pct": _percent(summary["agreement_accuracy"]),
         "loo_agreement_pct": _percent(summary["loo_agreement"]),
     }
+
+
+# --------------------------------------------------------------------------- annotator quality
+
+
+def quality_rows(result: dict) -> tuple[list[str], list[list[str]]]:
+    """The annotator quality table (``services.annotator_quality``) as text cells."""
+    header = ["annotator", "votes", "images", "median s", "agreement", "95 % CI", "kappa",
+              "top answer", "control", "95 % CI", "flags"]
+    rows = []
+    for a in result["annotators"]:
+        top = "n/a" if a["top_answer"] is None else f"{a['top_answer']} {_percent_text(a['top_answer_share'], 0)}"
+        control = "n/a" if a["control_accuracy"] is None else f"{_percent_text(a['control_accuracy'])} of {a['control_votes']}"
+        rows.append([
+            a["annotator"] + (" (excluded)" if a["excluded"] else ""), str(a["n_votes"]), str(a["n_images"]),
+            "n/a" if a["median_seconds"] is None else f"{a['median_seconds']:.1f}",
+            _percent_text(a["loo_agreement"]), _interval_text(a["loo_ci95"]), _decimal_text(a["cohens_kappa"], 2),
+            top, control, _interval_text(a["control_ci95"]), str(len(a["flags"])),
+        ])
+    return header, rows
+
+
+def confusion_heatmap(counts, labels: Sequence[str], title: str) -> str:
+    """A small heat map of an annotator's votes against the others' majority (row %), as a
+    data URI."""
+    counts = np.asarray(counts, dtype=float)
+    totals = counts.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = np.where(totals > 0, counts / totals, np.nan)
+    size = 0.32 * len(labels) + 1.0
+    figure = Figure(figsize=(size, size))
+    axes = figure.add_subplot()
+    axes.imshow(np.nan_to_num(shares), vmin=0, vmax=1, cmap="Blues")
+    axes.set_xticks(range(len(labels)), [label[:5] for label in labels], rotation=90, fontsize=6)
+    axes.set_yticks(range(len(labels)), [label[:5] for label in labels], fontsize=6)
+    axes.set_xlabel("vote", fontsize=6)
+    axes.set_ylabel("others' majority", fontsize=6)
+    axes.set_title(title, fontsize=7)
+    return figure_to_data_uri(figure)

@@ -15,17 +15,19 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.db.models import Count, Q
 
+from annotator.dashboard import median_time_ms
 from annotator.errors import InputError
 from annotator.models import Exclusion, Image, RepeatedFile, TestSet, Vote
 from annotator.testsets import resolve_testset
 from ferml.checkpoint import CheckpointError
 from ferml.data import DataError, decode_image, to_model_array
 from ferml.inference import ModelNotFoundError, Predictor, train_hint
-from ferml.labels import LABEL_SETS, LabelError, binning_matrix, map_label, scheme_targets, target_classes
+from ferml.labels import LABEL_SETS, LabelError, binning_matrix, map_label, scheme_targets
 
-from . import metrics
+from . import metrics, quality
 from .benchmark_core import (
     ALL,
     AUTO,
@@ -117,7 +119,7 @@ def scoring_labels(testset: TestSet, label_set: str | None = None) -> ScoringLab
     if name not in choices:
         raise BenchmarkError(
             f"Test set {testset.name!r} votes in {scheme} ({', '.join(labels)}), which cannot be scored "
-            f"in {name!r}; choose {' or '.join(choices)}."
+            f"in {name!r}; choose {', '.join(choices[:-1])} or {choices[-1]}."
         )
     return ScoringLabels(name, label_names(name), name, {label: map_label(label, name) for label in labels},
                          True, scheme)
@@ -458,3 +460,42 @@ def _sentence(message: str) -> str:
     if message.split(" ", 1)[0].isalpha():
         message = message[0].upper() + message[1:]
     return message if message[-1] in ".!?" or "\n" in message else message + "."
+
+
+# --------------------------------------------------------------------------- annotator quality
+
+
+def annotator_quality(testset: TestSet, thresholds: quality.Thresholds = quality.Thresholds()) -> dict:
+    """Every annotator of ``testset`` with votes (``quality.quality_table``), excluded ones
+    too, marked so; read from the database in one pass over the votes."""
+    answers, n_labels = testset.answers, len(testset.labels)
+    position = {answer: i for i, answer in enumerate(answers)}
+    controls = dict(Image.objects.filter(testset=testset).exclude(control_label="").values_list("pk", "control_label"))
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT annotator_id, image_id, label FROM {Vote._meta.db_table} WHERE testset_id = %s",
+                       [testset.pk])
+        rows = cursor.fetchall()
+    user_ids = sorted({row[0] for row in rows})
+    names = dict(get_user_model().objects.filter(pk__in=user_ids).values_list("pk", "username"))
+    user_ids.sort(key=lambda pk: names[pk])
+    by_user = {pk: j for j, pk in enumerate(user_ids)}
+    regular = [row for row in rows if row[1] not in controls and row[2] in position]
+    image_ids = {pk: i for i, pk in enumerate(sorted({row[1] for row in regular}))}
+    coded = quality.CodedVotes(
+        np.fromiter((by_user[r[0]] for r in regular), dtype=np.int64, count=len(regular)),
+        np.fromiter((image_ids[r[1]] for r in regular), dtype=np.int64, count=len(regular)),
+        np.fromiter((position[r[2]] for r in regular), dtype=np.int64, count=len(regular)),
+    )
+    on_controls = [row for row in rows if row[1] in controls]
+    control_votes = (np.array([by_user[r[0]] for r in on_controls], dtype=np.int64),
+                     np.array([r[2] == controls[r[1]] for r in on_controls], dtype=bool))
+    excluded_ids = set(Exclusion.objects.filter(testset=testset, lifted_at__isnull=True)
+                       .values_list("annotator_id", flat=True))
+    medians = median_time_ms(testset)
+    table = quality.quality_table(
+        [names[pk] for pk in user_ids], coded, len(image_ids), answers, n_labels,
+        [pk in excluded_ids for pk in user_ids],
+        [medians[pk] / 1000 if pk in medians else None for pk in user_ids],
+        control_votes, thresholds)
+    return {"testset": testset.name, "labels": testset.labels, "answers": answers,
+            "n_control_images": len(controls), "thresholds": vars(thresholds), "annotators": table}

@@ -8,4 +8,5 @@ urlpatterns = [
     path("<slug:testset>/", views.report_page, name="report"),
     path("<slug:testset>/report.json", views.report_json, name="report_json"),
     path("<slug:testset>/report.html", views.report_html, name="report_html"),
+    path("<slug:testset>/quality/", views.quality_page, name="quality"),
 ]

@@ -6,18 +6,23 @@ The page, the JSON download and the HTML download read the same query string
 shown until it is done.
 """
 from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from annotator import jobs
 from annotator.access import staff_required
-from annotator.errors import text_response, without_server_paths
+from annotator.errors import InputError, text_response, without_server_paths
 from annotator.models import Job, TestSet
 from ferml.inference import available_models
 
+from annotator.forms import ExclusionForm
+from annotator.testsets import do_exclude, do_include
+
 from . import report, reports, services
-from .forms import BenchmarkForm
+from .forms import BenchmarkForm, QualityForm
 
 
 @require_GET
@@ -97,10 +102,12 @@ def _report_job(request, testset, *, again: bool = False):
     shows its result at once.
     """
     model_names = available_models()
+    choices = services.scoring_choices(testset)
     form = BenchmarkForm(
-        _choices(request) or BenchmarkForm.default_data(model_names),
+        _choices(request) or BenchmarkForm.default_data(model_names, choices[0]),
         annotators=services.annotator_names(testset),
         model_names=model_names,
+        label_choices=[(name, services.scoring_labels(testset, name).labels) for name in choices],
     )
     if not form.is_valid():
         return form, None
@@ -124,3 +131,39 @@ def _progress_sentence(job: Job) -> str:
         where += f", {job.done:,} of {job.total:,}"
     return (f"The report is being computed ({where}); download it from the report page when it "
             "is done.")
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def quality_page(request, testset):
+    """Each annotator's quality figures and flags; POST excludes an annotator from the test
+    set's statistics (with a reason) or counts them again."""
+    testset = get_object_or_404(TestSet, name=testset)
+    if request.method == "POST":
+        form = ExclusionForm(request.POST)
+        user = get_user_model().objects.filter(username=request.POST.get("annotator", "")).first()
+        try:
+            if not form.is_valid() or user is None:
+                raise InputError("Choose an annotator of the table.")
+            if request.POST.get("action") == "include":
+                do_include(testset, user, by=request.user)
+                messages.success(request, f"{user.username}'s votes count again.")
+            else:
+                do_exclude(testset, user, form.cleaned_data["reason"], by=request.user)
+                messages.success(request, f"{user.username} is excluded from {testset.name}'s statistics.")
+        except InputError as exc:
+            messages.error(request, str(exc))
+        return redirect(request.get_full_path())
+    form = QualityForm(request.GET or None)
+    thresholds = form.thresholds() if form.is_valid() else QualityForm.default_thresholds()
+    result = services.annotator_quality(testset, thresholds)
+    header, rows = report.quality_rows(result)
+    annotators = [
+        {**a, "cells": cells, "heatmap": report.confusion_heatmap(a["confusion_counts"], result["labels"], a["annotator"])
+         if a["loo_n_compared"] else None}
+        for a, cells in zip(result["annotators"], rows)
+    ]
+    return render(request, "evaluation/quality.html", {
+        "testset": testset, "result": result, "header": header, "annotators": annotators, "form": form,
+        "history": testset.exclusions.select_related("annotator", "created_by", "lifted_by")[:50],
+    }, status=400 if form.errors else 200)

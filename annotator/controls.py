@@ -19,6 +19,7 @@ from .spreadsheet import unescape_cell
 from .voting import answer_names, parse_label
 
 CONTROL_COLUMNS = ("image", "label")
+MAX_FILE_BYTES = 10 * 1024 * 1024
 MAX_LISTED = 20
 
 

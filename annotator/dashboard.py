@@ -146,7 +146,7 @@ def pool_progress(testset: TestSet) -> PoolProgress:
     regular = Image.objects.filter(testset=testset, control_label="").order_by()
     leased = Lease.objects.filter(image=OuterRef("pk"), expires_at__gt=timezone.now(), skipped=False)
     figures = regular.aggregate(
-        n=Count("pk"), complete=Count("pk", filter=Q(complete=True)),
+        n=Count("pk"), n_complete=Count("pk", filter=Q(complete=True)),
         started=Count("pk", filter=Q(complete=False, n_votes__gt=0)),
         votes=Sum("n_votes"), needed=Sum("n_needed", filter=Q(complete=False)),
     )
@@ -158,6 +158,6 @@ def pool_progress(testset: TestSet) -> PoolProgress:
             n=Count("pk"), votes=Sum("n_votes"))
         saved = rule.maximum * stopped["n"] - (stopped["votes"] or 0)
     in_progress = figures["started"] + held
-    return PoolProgress(figures["n"], figures["complete"], in_progress,
-                        figures["n"] - figures["complete"] - in_progress, figures["votes"] or 0,
+    return PoolProgress(figures["n"], figures["n_complete"], in_progress,
+                        figures["n"] - figures["n_complete"] - in_progress, figures["votes"] or 0,
                         figures["needed"] or 0, saved, bool(rule and rule.adaptive))

@@ -88,8 +88,11 @@ class ExportForm(forms.Form):
 
 
 class ImportControlsForm(forms.Form):
-    controls_file = forms.FileField(label="Control images csv",
-                                    help_text="Columns image,label: the images with a known answer.")
+    """On the import page beside the votes form, so its fields carry the prefix ``controls``."""
+
+    prefix = "controls"
+    file = forms.FileField(label="Control images csv",
+                           help_text="Columns image,label: the images with a known answer.")
     testset = forms.SlugField(label="Test set", max_length=100)
 
 

@@ -225,16 +225,18 @@ def staff_import(request):
             else:
                 if report is not None:
                     messages.success(request, report.summary())
-    elif request.method == "POST" and "controls_file" in request.FILES:
+    elif request.method == "POST" and "controls-file" in request.FILES:
         controls_form = ImportControlsForm(request.POST, request.FILES)
         if controls_form.is_valid():
             data = controls_form.cleaned_data
             try:
                 testset = resolve_testset(data["testset"])
-                done = controls.import_controls(data["controls_file"].read(), testset,
-                                                data["controls_file"].name or "the control file")
+                if data["file"].size > controls.MAX_FILE_BYTES:
+                    raise InputError(f"{data['file'].name} is over {controls.MAX_FILE_BYTES:,} bytes: a control "
+                                     "file lists a few images; nothing was marked.")
+                done = controls.import_controls(data["file"].read(), testset, data["file"].name or "the control file")
             except InputError as exc:
-                _add_errors(controls_form, "controls_file", exc)
+                _add_errors(controls_form, "file", exc)
             else:
                 messages.success(request, done.summary())
                 return redirect("annotator:testset", testset=testset.name)

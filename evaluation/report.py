@@ -737,7 +737,7 @@ def confusion_heatmap(counts, labels: Sequence[str], title: str) -> str:
     totals = counts.sum(axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         shares = np.where(totals > 0, counts / totals, np.nan)
-    size = 0.32 * len(labels) + 1.0
+    size = 0.2 * len(labels) + 1.0
     figure = Figure(figsize=(size, size))
     axes = figure.add_subplot()
     axes.imshow(np.nan_to_num(shares), vmin=0, vmax=1, cmap="Blues")

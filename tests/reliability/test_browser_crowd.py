@@ -1,0 +1,124 @@
+"""A small crowd-shaped study end to end in Debian's headless Chromium: staff create it in
+the browser (affect8 with an extra answer, votes per image from a pool with adaptive
+overlap, control images), three annotators label with the keyboard until no image needs
+them, staff read the progress, see the careless annotator flagged, exclude them with a
+reason, and open the report binned to bin3, which lists the exclusion. Screenshots go to
+test-artifacts/browser/crowd-*.png."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from annotator.models import Exclusion, Image, Vote
+from annotator.models import TestSet as StudySet
+from tests.annotator.helpers import write_faces, zip_folder
+
+from .test_browser import Page, browser  # noqa: F401  (the Chromium fixture, reused)
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+N_FACES = 8
+PEOPLE = {"w1": "pw-w1-browser", "w2": "pw-w2-browser", "careless": "pw-careless-browser"}
+
+
+@pytest.fixture
+def crowd(live_server, tmp_path, fer_faces, monkeypatch):
+    import ferml.inference
+
+    # no model: the report's page is about the people here, and stays fast
+    monkeypatch.setattr(ferml.inference, "WEIGHTS_DIR", tmp_path / "no-weights")
+    monkeypatch.delenv("FERML_MODEL_DIR", raising=False)
+    write_faces(tmp_path / "faces", fer_faces[140:140 + N_FACES], subfolders=False)
+    users = get_user_model()
+    users.objects.create_user("boss", password="pw-boss-browser", is_staff=True, is_superuser=True)
+    for name, password in PEOPLE.items():
+        users.objects.create_user(name, password=password)
+    return zip_folder(tmp_path / "faces", tmp_path / "crowd.zip")
+
+
+def label_until_done(tab: Page, keys: str):
+    """Press the keys in turn, one per image, until the page says no image needs us."""
+    from playwright.sync_api import expect
+
+    page = tab.page
+    for n in range(40):
+        if page.locator("p.done").count():
+            break
+        status = page.locator(".status")
+        before = page.locator("img.face").get_attribute("src")
+        page.keyboard.press(keys[n % len(keys)])
+        expect(status).to_contain_text("Saved:")
+        page.wait_for_function("src => !document.querySelector('img.face') || "
+                               "document.querySelector('img.face').getAttribute('src') !== src", arg=before)
+    expect(page.locator("p.done")).to_contain_text("No more images need you")
+
+
+def test_a_crowd_study_from_creation_to_the_report(browser, live_server, crowd, tmp_path):  # noqa: F811
+    from playwright.sync_api import expect
+
+    staff = Page(browser, live_server.url, "crowd-staff")
+    page = staff.page
+    staff.log_in("boss", "pw-boss-browser")
+    page.goto("/staff/import/")
+    form = page.locator("form.import-images")
+    form.locator("#id_zip_file").set_input_files(str(crowd))
+    form.locator("#id_name").fill("crowd")
+    form.locator("#id_labels").select_option("affect8")
+    form.get_by_label("unsure").check()
+    form.locator("#id_votes_per_image").fill("2")
+    form.locator("#id_max_votes_per_image").fill("3")
+    form.locator("#id_control_rate").fill("4")
+    form.get_by_role("button", name="Import images").click()
+    expect(page.locator("body")).to_contain_text(f"Imported {N_FACES} image(s) into test set 'crowd'")
+    testset = StudySet.objects.get(name="crowd")
+    assert (testset.label_scheme, testset.extra_answers, testset.votes_per_image, testset.max_votes_per_image,
+            testset.control_rate) == ("affect8", ["unsure"], 2, 3, 4)
+    keys = sorted(testset.images.values_list("key", flat=True))
+    controls = tmp_path / "controls.csv"
+    controls.write_text(f"image,label\n{keys[0]},happiness\n{keys[1]},neutral\n")
+    page.goto("/staff/import/")
+    form = page.locator("form.import-controls")
+    form.locator("#id_controls-file").set_input_files(str(controls))
+    form.locator("#id_controls-testset").fill("crowd")
+    form.get_by_role("button", name="Mark control images").click()
+    expect(page.locator("body")).to_contain_text("Control images of test set 'crowd': 2 marked")
+    expect(page.locator("section.design")).to_contain_text("votes in affect8 (neutral, happy, sad")
+    staff.shot("1-design")
+
+    # Two annotators who vary their answers, then one who presses "2" (happy) on everything.
+    for name, keys_pressed in [("w1", "1214"), ("w2", "1232"), ("careless", "2")]:
+        tab = Page(browser, live_server.url, f"crowd-{name}")
+        tab.log_in(name, PEOPLE[name])
+        expect(tab.page.locator("form.vote button")).to_have_count(9)  # 8 emotions and "unsure"
+        label_until_done(tab, keys_pressed)
+        tab.shot("done")
+        tab.context.close()
+        assert tab.errors == []
+    regular = Image.objects.filter(testset=testset, control_label="")
+    assert all(image.complete for image in regular)
+    assert set(regular.values_list("n_votes", flat=True)) <= {2, 3}
+    assert Vote.objects.filter(image__testset=testset, image__control_label__gt="").count() >= 2
+
+    page.goto("/staff/testsets/crowd/")
+    expect(page.locator("section.pool-progress td").nth(1)).to_have_text(str(N_FACES - 2))  # all complete
+    page.goto("/evaluation/crowd/quality/?min_seconds=0")
+    row = page.locator("tr.flags", has_text="careless")
+    expect(row).to_contain_text("one answer: 100% of the votes are 'happy'")
+    expect(page.locator("tr.flags", has_text="w1:")).to_have_count(0)
+    staff.shot("2-quality")
+    careless_row = page.locator("table.quality tr", has=page.locator("input[value=careless]"))
+    careless_row.locator("input[name=reason]").fill("pressed one key throughout")
+    careless_row.get_by_role("button", name="Exclude").click()
+    expect(page.locator("ul.exclusions")).to_contain_text("careless: excluded")
+    assert Exclusion.objects.get(annotator__username="careless").reason == "pressed one key throughout"
+
+    page.goto("/evaluation/crowd/?holdout=auto&reference=majority&min_images=2&labels=bin3&seed=0")
+    expect(page.locator("body")).to_contain_text("binned to bin3 after they were cast")
+    expect(page.locator("body")).to_contain_text("Excluded: careless")
+    expect(page.locator("body")).to_contain_text("2 control images")
+    assert re.search(r"Design: (partial overlap|fully crossed)", page.locator("body").inner_text())
+    staff.shot("3-report")
+    staff.context.close()
+    assert staff.errors == []

@@ -53,6 +53,24 @@ def wilson(k: int, n: int, confidence: float = 0.95) -> list[float | None]:
     return [float(lo), float(hi)]
 
 
+def medians_by_group(groups: np.ndarray, values: np.ndarray, n_groups: int) -> list[float | None]:
+    """The median of ``values`` in each group 0..n_groups-1 (None for an empty group), as
+    ``statistics.median``: two middle values are averaged."""
+    order = np.lexsort((values, groups))
+    groups, values = groups[order], values[order]
+    starts = np.searchsorted(groups, np.arange(n_groups), side="left")
+    ends = np.searchsorted(groups, np.arange(n_groups), side="right")
+    medians = []
+    for start, end in zip(starts, ends):
+        n = end - start
+        if n == 0:
+            medians.append(None)
+        else:
+            middle = start + (n - 1) // 2
+            medians.append(float((values[middle] + values[start + n // 2]) / 2))
+    return medians
+
+
 def loo_comparison(votes: CodedVotes, n_images: int, n_labels: int, counted: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Per vote: the majority label of the other counted votes on its image (-1: none, a tie,

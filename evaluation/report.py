@@ -730,20 +730,15 @@ def quality_rows(result: dict) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def confusion_heatmap(counts, labels: Sequence[str], title: str) -> str:
-    """A small heat map of an annotator's votes against the others' majority (row %), as a
-    data URI."""
-    counts = np.asarray(counts, dtype=float)
-    totals = counts.sum(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        shares = np.where(totals > 0, counts / totals, np.nan)
-    size = 0.2 * len(labels) + 1.0
-    figure = Figure(figsize=(size, size))
-    axes = figure.add_subplot()
-    axes.imshow(np.nan_to_num(shares), vmin=0, vmax=1, cmap="Blues")
-    axes.set_xticks(range(len(labels)), [label[:5] for label in labels], rotation=90, fontsize=6)
-    axes.set_yticks(range(len(labels)), [label[:5] for label in labels], fontsize=6)
-    axes.set_xlabel("vote", fontsize=6)
-    axes.set_ylabel("others' majority", fontsize=6)
-    axes.set_title(title, fontsize=7)
-    return figure_to_data_uri(figure)
+def confusion_shades(counts, labels: Sequence[str]) -> list[dict]:
+    """An annotator's votes against the others' majority as rows of cells for a small heat
+    map in HTML (each cell's count, row percentage and a shade 0-9 for its CSS class): no
+    image to draw, so the page stays fast with many annotators."""
+    counts = np.asarray(counts, dtype=int)
+    rows = []
+    for label, row in zip(labels, counts):
+        total = row.sum()
+        rows.append({"label": label, "cells": [
+            {"count": int(n), "percent": round(100 * n / total) if total else None,
+             "shade": round(9 * n / total) if total else 0} for n in row]})
+    return rows

@@ -18,7 +18,6 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Count, Q
 
-from annotator.dashboard import median_time_ms
 from annotator.errors import InputError
 from annotator.models import Exclusion, Image, RepeatedFile, TestSet, Vote
 from annotator.testsets import resolve_testset
@@ -472,8 +471,8 @@ def annotator_quality(testset: TestSet, thresholds: quality.Thresholds = quality
     position = {answer: i for i, answer in enumerate(answers)}
     controls = dict(Image.objects.filter(testset=testset).exclude(control_label="").values_list("pk", "control_label"))
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT annotator_id, image_id, label FROM {Vote._meta.db_table} WHERE testset_id = %s",
-                       [testset.pk])
+        cursor.execute(f"SELECT annotator_id, image_id, label, time_spent_ms FROM {Vote._meta.db_table} "
+                       "WHERE testset_id = %s", [testset.pk])
         rows = cursor.fetchall()
     user_ids = sorted({row[0] for row in rows})
     names = dict(get_user_model().objects.filter(pk__in=user_ids).values_list("pk", "username"))
@@ -491,11 +490,11 @@ def annotator_quality(testset: TestSet, thresholds: quality.Thresholds = quality
                      np.array([r[2] == controls[r[1]] for r in on_controls], dtype=bool))
     excluded_ids = set(Exclusion.objects.filter(testset=testset, lifted_at__isnull=True)
                        .values_list("annotator_id", flat=True))
-    medians = median_time_ms(testset)
+    timed = [(by_user[r[0]], r[3]) for r in rows if r[3] is not None]
+    medians = quality.medians_by_group(np.array([t[0] for t in timed], dtype=np.int64),
+                                       np.array([t[1] for t in timed], dtype=float) / 1000, len(user_ids))
     table = quality.quality_table(
         [names[pk] for pk in user_ids], coded, len(image_ids), answers, n_labels,
-        [pk in excluded_ids for pk in user_ids],
-        [medians[pk] / 1000 if pk in medians else None for pk in user_ids],
-        control_votes, thresholds)
+        [pk in excluded_ids for pk in user_ids], medians, control_votes, thresholds)
     return {"testset": testset.name, "labels": testset.labels, "answers": answers,
             "n_control_images": len(controls), "thresholds": vars(thresholds), "annotators": table}

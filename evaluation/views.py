@@ -159,8 +159,8 @@ def quality_page(request, testset):
     result = services.annotator_quality(testset, thresholds)
     header, rows = report.quality_rows(result)
     annotators = [
-        {**a, "cells": cells, "heatmap": report.confusion_heatmap(a["confusion_counts"], result["labels"], a["annotator"])
-         if a["loo_n_compared"] else None}
+        {**a, "cells": cells,
+         "heatmap": report.confusion_shades(a["confusion_counts"], result["labels"]) if a["loo_n_compared"] else None}
         for a, cells in zip(result["annotators"], rows)
     ]
     return render(request, "evaluation/quality.html", {

@@ -2,7 +2,8 @@
 
 A staff account of its own (``bench-staff``, deleted afterwards) logs in through the login
 form and opens each staff page ``--repeat`` times: the dashboard, the reports index, the
-import page, the admin's lists, the labelling page, and the first piece of each download
+import page, the admin's lists, the labelling page, the test set's design and progress, the
+annotator quality page, and the first piece of each download
 (majority csv, raw votes csv, zip). It prints the median and the slowest time per page
 (until the whole answer arrived; for a download, until its first piece) and the server's
 own time (``Server-Timing``). With ``--report`` it then opens the human-vs-AI report page
@@ -32,6 +33,8 @@ PAGES = [
     ("admin: votes", "/admin/annotator/vote/"),
     ("admin: vote history", "/admin/annotator/voteevent/"),
     ("labelling page", "/label/{testset}/"),
+    ("test set design and progress", "/staff/testsets/{testset}/"),
+    ("annotator quality", "/evaluation/{testset}/quality/"),
 ]
 DOWNLOADS = [
     ("majority csv", "/staff/export/{testset}/csv/"),

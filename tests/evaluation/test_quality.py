@@ -116,7 +116,9 @@ def test_exclusions_are_reversible_recorded_and_listed_by_the_report(worked, dja
 def test_the_staff_page_shows_flags_and_excludes_with_a_reason(worked, client, django_user_model):
     client.force_login(django_user_model.objects.get(username="boss"))
     page = client.get("/evaluation/quality/quality/").content.decode()
-    assert "d: fast: median 0.30 s per vote" in page and "data:image/png;base64," in page
+    assert "d: fast: median 0.30 s per vote" in page
+    # c's heat map: majority positive (row 3), vote negative: 1 of 2, half the row
+    assert 'class="shade-4" title="1 vote(s), 50 % of the row"' in page
     answer = client.post("/evaluation/quality/quality/", {"annotator": "c", "action": "exclude", "reason": "tests"})
     assert answer.status_code == 302
     assert Exclusion.objects.filter(annotator__username="c", lifted_at__isnull=True, reason="tests").exists()

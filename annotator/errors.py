@@ -21,6 +21,17 @@ def shorten(value: str, limit: int = 60) -> str:
     return value if len(value) <= limit else f"{value[:limit]}… ({len(value):,} characters)"
 
 
+def form_errors_text(form) -> str:
+    """A form's errors as plain text, one line per message (``errors.as_text`` escapes them
+    for HTML, which a text/plain answer must not)."""
+    lines = []
+    for field, errors in form.errors.as_data().items():
+        for error in errors:
+            for message in error.messages:
+                lines.append(f"{field}: {message}" if field != "__all__" else message)
+    return "\n".join(lines)
+
+
 def text_response(message: str, status: int = 400):
     """A plain-text answer to a mistake, its charset named (the live stream's errors, bad options)."""
     return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from . import controls, dashboard, exporting, importing, jobs, voting
 from .access import staff_required
-from .errors import InputError, text_response
+from .errors import InputError, form_errors_text, text_response
 from .forms import ControlImageForm, DesignForm, ExportForm, ImportControlsForm, ImportImagesForm, ImportVotesForm
 from .models import Image, Job, TestSet
 from .testsets import describe_design, do_set_overlap, resolve_testset
@@ -320,7 +320,7 @@ def staff_export(request, testset, kind):
     testset = get_object_or_404(TestSet, name=testset)
     form = ExportForm(request.GET)
     if not form.is_valid():
-        return text_response("Bad export options: " + form.errors.as_text())
+        return text_response("Bad export options: " + form_errors_text(form))
     balanced, seed = form.cleaned_data["balanced"], form.cleaned_data["seed"] or 0
     stem = f"{testset.name}-balanced-seed{seed}" if balanced else testset.name
     if kind == "votes":

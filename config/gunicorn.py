@@ -2,8 +2,9 @@
 
 A live-demo stream holds one thread of one worker while it plays. The gthread worker
 answers other requests on its other threads, and the live demo plays at most
-LIVE_MAX_STREAMS streams per worker (live/streams.py), so a worker keeps threads free for
-the annotators; each stream stops after LIVE_MAX_STREAM_SECONDS. ``timeout`` is only the
+LIVE_MAX_STREAMS streams on the whole server (live/streams.py counts them across the
+workers), fewer than a worker's threads, so a worker keeps threads free for the
+annotators; each stream stops after LIVE_MAX_STREAM_SECONDS. ``timeout`` is only the
 worker's heartbeat here: a long stream is not cut by it.
 
 Inference (live-demo streams, report jobs) runs on TORCH_THREADS threads per worker

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from annotator import jobs
 from annotator.access import staff_required
-from annotator.errors import InputError, text_response, without_server_paths
+from annotator.errors import InputError, form_errors_text, text_response, without_server_paths
 from annotator.models import Job, TestSet
 from ferml.inference import available_models
 
@@ -78,7 +78,7 @@ def report_html(request, testset):
     testset = get_object_or_404(TestSet, name=testset)
     form, job = _report_job(request, testset)
     if job is None:
-        return text_response(form.errors.as_text())
+        return text_response(form_errors_text(form))
     if job.active:
         return text_response(_progress_sentence(job), status=202)
     if job.status == Job.Status.FAILED:

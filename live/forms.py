@@ -4,6 +4,7 @@ from pathlib import Path
 from django import forms
 from django.conf import settings
 
+from annotator.errors import shorten
 from ferml import live
 from ferml.labels import BIN_SETS, LABEL_SETS
 from ferml.video import STREAM_SCHEMES, VIDEO_SUFFIXES
@@ -72,11 +73,11 @@ class LiveForm(forms.Form):
             try:
                 return check_stream_url(source, settings.LIVE_STREAM_HOSTS)
             except SourceRefused as exc:
-                raise forms.ValidationError(f"“{source}” is refused: {exc}.") from None
+                raise forms.ValidationError(f"“{shorten(source)}” is refused: {exc}.") from None
         if source in stored_videos():
             return str(video_dir() / source)
         raise forms.ValidationError(
-            f"“{source}” is not a stored video, a camera number or a stream URL. "
+            f"“{shorten(source)}” is not a stored video, a camera number or a stream URL. "
             f"Stored videos are the {', '.join(sorted(VIDEO_SUFFIXES))} files in the server's "
             "video folder (LIVE_VIDEO_DIR)."
         )

@@ -1,39 +1,79 @@
-"""How many live-demo streams play at once in a server process, and for how long.
+"""How many live-demo streams play at once on the server, and for how long.
 
 A Motion-JPEG stream holds one request thread for as long as it plays. gunicorn's gthread
 worker (config/gunicorn.py) answers every other request on its other threads, so capping
-the streams of a process below its thread count leaves threads for the annotators, and a
+the streams below a process's thread count leaves threads for the annotators, and a
 length limit gives every thread back in the end.
+
+The cap counts the streams of every server process on the machine, whichever worker a
+request reaches: a stream holds an exclusive lock on one of LIVE_MAX_STREAMS slot files in
+LIVE_SLOT_DIR (``fcntl.flock``). A process that ends, however it ends, gives its slots back
+with it: the kernel drops its locks.
 """
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 import time
+from pathlib import Path
 from typing import Callable, Iterator
+
+from django.conf import settings
 
 
 class StreamSlots:
-    """A counter of the streams playing in this process, taken and given back under a lock."""
+    """The slots of the streams this process plays, taken and given back under a lock."""
 
-    def __init__(self):
+    def __init__(self, folder: Callable[[], Path] = lambda: Path(settings.LIVE_SLOT_DIR)):
+        self._folder = folder
         self._lock = threading.Lock()
-        self._playing = 0
+        self._held: list[int] = []  # file descriptors of the slot files this process locked
 
     @property
     def playing(self) -> int:
-        return self._playing
+        """Streams playing in this process."""
+        return len(self._held)
+
+    def _slot(self, number: int) -> int:
+        folder = self._folder()
+        folder.mkdir(parents=True, exist_ok=True)
+        return os.open(folder / f"slot-{number}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+
+    def in_use(self, limit: int) -> int:
+        """Streams playing on the server, in any process (of the first ``limit`` slots)."""
+        busy = 0
+        for number in range(limit):
+            fd = self._slot(number)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                busy += 1
+            else:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+        return busy
 
     def take(self, limit: int) -> bool:
-        """Take a slot if fewer than ``limit`` streams play; False when all are in use."""
+        """Take a free slot if fewer than ``limit`` streams play on the server; False when
+        all are in use."""
         with self._lock:
-            if self._playing >= limit:
-                return False
-            self._playing += 1
-            return True
+            for number in range(limit):
+                fd = self._slot(number)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)
+                    continue
+                self._held.append(fd)
+                return True
+            return False
 
     def give_back(self) -> None:
         with self._lock:
-            self._playing = max(0, self._playing - 1)
+            if self._held:
+                os.close(self._held.pop())  # closing the file drops its lock
 
 
 SLOTS = StreamSlots()

@@ -5,7 +5,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from annotator.access import staff_required
-from annotator.errors import text_response, without_server_paths
+from annotator.errors import form_errors_text, text_response, without_server_paths
 from ferml import live
 from ferml.inference import Predictor, available_models
 from ferml.video import LiveSourceError
@@ -41,7 +41,7 @@ def index(request):
     bound = "source" in request.GET
     form = LiveForm(request.GET if bound else LiveForm.default_data(model_names), model_names=model_names)
     playing = bound and form.is_valid()
-    busy = playing and SLOTS.playing >= settings.LIVE_MAX_STREAMS
+    busy = playing and SLOTS.in_use(settings.LIVE_MAX_STREAMS) >= settings.LIVE_MAX_STREAMS
     context = {"form": form, "videos": stored_videos(), "bound": bound,
                "busy": _busy_message() if busy else None,
                "max_minutes": settings.LIVE_MAX_STREAM_SECONDS / 60,
@@ -55,7 +55,7 @@ def index(request):
 def stream(request):
     form = LiveForm(request.GET, model_names=available_models())
     if not form.is_valid():
-        return text_response(form.errors.as_text(), 400)
+        return text_response(form_errors_text(form), 400)
     if not SLOTS.take(settings.LIVE_MAX_STREAMS):
         response = text_response(_busy_message(), 503)
         response["Retry-After"] = "60"

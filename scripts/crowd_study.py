@@ -162,7 +162,8 @@ def read_faces(fer_csv: Path, ferplus_csv: Path, n_faces: int) -> list[Face]:
             continue
         seen.add(sha256(png))
         tagged = ferplus.loc[row, list(FERPLUS_ANSWERS)]
-        votes = tuple(answer for column, answer in FERPLUS_ANSWERS.items() for _ in range(int(tagged[column])))
+        votes = tuple(answer for column, answer in FERPLUS_ANSWERS.items()
+                      for _ in range(int(tagged[column])))
         faces.append(Face(KEY.format(row=int(row)), votes, majority, png))
         if len(faces) == n_faces:
             return faces
@@ -214,7 +215,8 @@ def make_annotators(n: int) -> list[Annotator]:
     """w01..wNN with fresh passwords; the last one is careless."""
     if n < 2:
         raise StudyError("A crowd needs at least 2 annotators (the last one is the careless one).")
-    return [Annotator(f"w{i:02d}", f"crowd-{secrets.token_urlsafe(12)}", careless=i == n) for i in range(1, n + 1)]
+    return [Annotator(f"w{i:02d}", f"crowd-{secrets.token_urlsafe(12)}", careless=i == n)
+            for i in range(1, n + 1)]
 
 
 class Browser:
@@ -277,7 +279,8 @@ def label_until_done(browser: Browser, log: AnnotatorLog, testset: str, study: S
         # the person looks at the image: its content says which face it is
         key = study.key_by_digest.get(sha256(browser.send("GET", current["src"], as_json=False)))
         if key is None:
-            raise StudyError(f"{log.annotator.username} was served {current['src']}, which is no face of the study.")
+            raise StudyError(f"{log.annotator.username} was served {current['src']}, "
+                             "which is no face of the study.")
         label, spent_ms = log.annotator.answer(study.faces[key], rng)
         log.served.append((current["id"], key))
         log.answers.append((label, spent_ms))
@@ -331,7 +334,8 @@ class Checks:
         self.failures: list[str] = []
 
     def expect(self, passed: bool, what: str, why_not: str = "") -> bool:
-        print(f"  [{'ok' if passed else 'FAILED'}] {what}" + ("" if passed or not why_not else f": {why_not}"))
+        detail = f": {why_not}" if why_not and not passed else ""
+        print(f"  [{'ok' if passed else 'FAILED'}] {what}{detail}")
         if not passed:
             self.failures.append(what + (f": {why_not}" if why_not else ""))
         return passed
@@ -342,8 +346,12 @@ def _listed(items: Sequence, limit: int = 5) -> str:
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
-def check_pool(testset_name: str, checks: Checks) -> dict:
-    """Every regular image stopped exactly at its target; returns the pool's figures."""
+def check_pool(testset_name: str, n_annotators: int, checks: Checks) -> dict:
+    """Every regular image stopped exactly at its target; returns the pool's figures.
+
+    The target is where the stop rule says complete, or, with fewer annotators than the
+    maximum of votes, a vote from every annotator: nobody is left to give the next one.
+    """
     # Django is set up by the caller (the study's database, or the test database).
     from annotator.dashboard import pool_progress
     from annotator.models import Image, TestSet, Vote
@@ -352,9 +360,12 @@ def check_pool(testset_name: str, checks: Checks) -> dict:
     rule = testset.overlap
     position = {answer: i for i, answer in enumerate(testset.answers)}
     in_order = defaultdict(list)  # image id -> its answers in the order they were cast
-    for image_id, label in Vote.objects.filter(testset=testset).order_by("id").values_list("image_id", "label"):
+    voters = defaultdict(set)
+    for image_id, annotator_id, label in (Vote.objects.filter(testset=testset).order_by("id")
+                                          .values_list("image_id", "annotator_id", "label")):
         in_order[image_id].append(position[label])
-    short, over, flagged_wrong = [], [], []
+        voters[image_id].add(annotator_id)
+    short, over, exhausted, stored_wrong = [], [], [], []
     for pk, key, complete in Image.objects.filter(testset=testset, control_label="").values_list(
             "pk", "key", "complete"):
         counts = [0] * len(position)
@@ -364,12 +375,14 @@ def check_pool(testset_name: str, checks: Checks) -> dict:
             if done_at is None and rule.complete(counts):
                 done_at = n
         n_votes = len(in_order[pk])
-        if done_at is None or n_votes < rule.minimum:
+        if done_at is None and n_votes >= rule.minimum and len(voters[pk]) == n_annotators < rule.maximum:
+            exhausted.append(key)
+        elif done_at is None:
             short.append(f"{key} ({n_votes} votes)")
         elif n_votes > done_at or n_votes > rule.maximum:
             over.append(f"{key} ({n_votes} votes, complete at {done_at})")
         if complete != (done_at is not None):
-            flagged_wrong.append(f"{key} (stored complete={complete})")
+            stored_wrong.append(f"{key} (stored complete={complete})")
     pool = pool_progress(testset)
     per_image = Counter(len(in_order[pk]) for pk in Image.objects.filter(
         testset=testset, control_label="").values_list("pk", flat=True))
@@ -380,15 +393,20 @@ def check_pool(testset_name: str, checks: Checks) -> dict:
                   f"{len(short)} short: {_listed(short)}")
     checks.expect(not over, f"no image got a vote after it was complete (none over {rule.maximum})",
                   f"{len(over)} over: {_listed(over)}")
-    checks.expect(not flagged_wrong, "each image's stored state agrees with its votes",
-                  _listed(flagged_wrong))
-    checks.expect(pool.complete == pool.n_images and pool.votes_needed == 0, "the pool counts every image complete",
-                  f"{pool.complete} of {pool.n_images}, {pool.votes_needed} votes still needed")
+    checks.expect(not stored_wrong, "each image's stored state agrees with its votes", _listed(stored_wrong))
+    checks.expect(pool.complete + len(exhausted) == pool.n_images,
+                  "the pool counts every image complete" + (" or voted by everyone" if exhausted else ""),
+                  f"{pool.complete} of {pool.n_images} complete, {len(exhausted)} voted by everyone")
+    if exhausted:
+        print(f"  note: {len(exhausted)} images got a vote from each of the {n_annotators} annotators "
+              f"and still disagree: the maximum of {rule.maximum} votes needs more annotators. "
+              f"The pool counts them in progress, {pool.votes_needed} votes still needed.")
     if rule.adaptive:
-        print(f"  the adaptive stop ({rule.stop}) saved {pool.votes_saved} votes of "
-              f"{rule.maximum * pool.n_images} at most ({pool.votes_saved / max(1, rule.maximum * pool.n_images):.0%})")
+        most = rule.maximum * pool.n_images
+        print(f"  the adaptive stop ({rule.stop}) saved {pool.votes_saved} votes of {most} at most "
+              f"({pool.votes_saved / max(1, most):.0%})")
     return {"n_images": pool.n_images, "votes": pool.votes, "votes_saved": pool.votes_saved,
-            "votes_per_image": dict(sorted(per_image.items()))}
+            "exhausted": len(exhausted), "votes_per_image": dict(sorted(per_image.items()))}
 
 
 def check_annotators(testset_name: str, crowd: CrowdRun, checks: Checks) -> dict[str, int]:
@@ -398,25 +416,30 @@ def check_annotators(testset_name: str, crowd: CrowdRun, checks: Checks) -> dict
     from annotator.models import Image, TestSet, Vote
 
     testset = TestSet.objects.get(name=testset_name)
-    controls = set(Image.objects.filter(testset=testset).exclude(control_label="").values_list("pk", flat=True))
+    controls = Image.objects.filter(testset=testset).exclude(control_label="").values("pk")
     votes = Vote.objects.filter(testset=testset)
     per_annotator = dict(votes.values_list("annotator__username").annotate(n=Count("id")))
-    on_controls = dict(votes.filter(image_id__in=controls).values_list("annotator__username").annotate(n=Count("id")))
+    on_controls = dict(votes.filter(image_id__in=controls).values_list("annotator__username")
+                       .annotate(n=Count("id")))
+    names = [log.annotator.username for log in crowd.logs]
     print("  votes per annotator (of them on control images): " + ", ".join(
-        f"{log.annotator.username}{'*' if log.annotator.careless else ''} {per_annotator.get(log.annotator.username, 0)}"
-        f" ({on_controls.get(log.annotator.username, 0)})" for log in crowd.logs) + "   (* careless)")
+        f"{name}{'*' if log.annotator.careless else ''} {per_annotator.get(name, 0)} "
+        f"({on_controls.get(name, 0)})"
+        for name, log in zip(names, crowd.logs)) + "   (* careless)")
     print("  votes per round of labelling: " + ", ".join(map(str, crowd.votes_per_round)))
     twice = [f"{log.annotator.username}: {key}" for log in crowd.logs
              for key, n in Counter(key for _, key in log.served).items() if n > 1]
     checks.expect(not twice, "no annotator was served an image twice", _listed(twice))
-    stored = {log.annotator.username: len(log.served) for log in crowd.logs}
-    checks.expect(stored == {name: per_annotator.get(name, 0) for name in stored},
-                  "each annotator's stored votes are the votes they cast",
-                  f"cast {stored}, stored {per_annotator}")
-    too_few_controls = [log.annotator.username for log in crowd.logs
-                        if len(log.served) >= testset.control_rate > 0 and not on_controls.get(log.annotator.username)]
-    checks.expect(not too_few_controls, f"every annotator with {testset.control_rate}+ votes was served a control image",
-                  _listed(too_few_controls))
+    cast = {(name, key, label, spent_ms) for name, log in zip(names, crowd.logs)
+            for (_, key), (label, spent_ms) in zip(log.served, log.answers)}
+    kept = set(votes.values_list("annotator__username", "image__key", "label", "time_spent_ms"))
+    checks.expect(cast == kept, "every vote is stored as it was cast (answer and time), and no other",
+                  f"{len(cast - kept)} cast but not stored, {len(kept - cast)} stored but not cast")
+    no_control = [name for name, log in zip(names, crowd.logs)
+                  if len(log.served) >= testset.control_rate > 0 and not on_controls.get(name)]
+    checks.expect(not no_control,
+                  f"every annotator with {testset.control_rate}+ votes was served a control image",
+                  _listed(no_control))
     hints = [f"{log.annotator.username}: {hint}" for log in crowd.logs for hint in log.page_hints]
     checks.expect(not hints, "the page never told a control image apart", _listed(hints))
     not_told = [log.annotator.username for log in crowd.logs if not log.done_page_seen]
@@ -433,8 +456,10 @@ def check_controls(testset_name: str, study: Study, checks: Checks) -> None:
     from evaluation.services import testset_votes
 
     testset = TestSet.objects.get(name=testset_name)
-    stored = dict(Image.objects.filter(testset=testset).exclude(control_label="").values_list("key", "control_label"))
-    checks.expect(stored == study.controls, f"the {len(study.controls)} control images are stored with their answers",
+    stored = dict(Image.objects.filter(testset=testset).exclude(control_label="")
+                  .values_list("key", "control_label"))
+    checks.expect(stored == study.controls,
+                  f"the {len(study.controls)} control images are stored with their answers",
                   f"{len(stored)} stored")
     votes = Vote.objects.filter(testset=testset, image__key__in=list(stored))
     per_control = dict(votes.values_list("image__key").annotate(n=Count("id")))
@@ -444,7 +469,8 @@ def check_controls(testset_name: str, study: Study, checks: Checks) -> None:
     print(f"  control images: {len(stored)}, {n_votes} votes, {right} of them the known answer "
           f"({right / max(1, n_votes):.0%}); votes per control image: "
           + ", ".join(f"{n}: {c}" for n, c in sorted(Counter(per_control.values()).items())))
-    checks.expect(not unvoted, "every control image got votes", f"{len(unvoted)} got none: {_listed(unvoted)}")
+    checks.expect(not unvoted, "every control image got votes",
+                  f"{len(unvoted)} got none: {_listed(unvoted)}")
     counted = set(testset_votes(testset)["image"])
     checks.expect(not counted & set(stored), "no statistic counts a vote on a control image",
                   _listed(sorted(counted & set(stored))))
@@ -463,13 +489,16 @@ def read_quality_flags(table_csv: Path) -> dict[str, list[str]]:
     return {row[0]: [flag for flag in row[-1].split("; ") if flag] for row in rows}
 
 
-def check_careless_flagged(flags: dict[str, list[str]], annotators: Sequence[Annotator], checks: Checks) -> None:
+def check_careless_flagged(flags: dict[str, list[str]], annotators: Sequence[Annotator],
+                           checks: Checks) -> None:
+    """Print each annotator's flags; the careless one must have some."""
     for annotator in annotators:
         reasons = flags.get(annotator.username, [])
         mark = "careless" if annotator.careless else "careful"
         print(f"  {annotator.username} ({mark}): " + ("; ".join(reasons) if reasons else "no flag"))
     careless = [a.username for a in annotators if a.careless]
-    checks.expect(all(flags.get(name) for name in careless), f"the careless annotator ({', '.join(careless)}) is flagged")
+    checks.expect(all(flags.get(name) for name in careless),
+                  f"the careless annotator ({', '.join(careless)}) is flagged")
     wrongly = [a.username for a in annotators if not a.careless and flags.get(a.username)]
     if wrongly:  # a false alarm is worth seeing, but a careful annotator may have an odd run
         print(f"  note: careful annotator(s) flagged too: {', '.join(wrongly)}")
@@ -478,7 +507,8 @@ def check_careless_flagged(flags: dict[str, list[str]], annotators: Sequence[Ann
 def benchmark_headline(result: dict, checks: Checks, n_regular: int) -> list[str]:
     """The panel's mean human accuracy and each model's, with the difference and its interval."""
     panel = result.get("panel")
-    if not checks.expect(bool(panel and panel.get("models")), f"the {result.get('label_set')} report has a panel"):
+    if not checks.expect(bool(panel and panel.get("models")),
+                         f"the {result.get('label_set')} report has a panel"):
         return []
     checks.expect(panel["n_images"] <= n_regular, "the benchmark scores regular images only",
                   f"{panel['n_images']} images scored, {n_regular} regular")
@@ -495,7 +525,8 @@ def benchmark_headline(result: dict, checks: Checks, n_regular: int) -> list[str
         low, high = model["ci95"] if model.get("ci95") else (None, None)
         p = model.get("p_value")
         lines.append(f"{result['label_set']}: {model['name']} {percent(model['mean_accuracy'])}, "
-                     f"model - human {points(model['difference'])} points, 95 % CI [{points(low)}, {points(high)}]"
+                     f"model - human {points(model['difference'])} points, "
+                     f"95 % CI [{points(low)}, {points(high)}]"
                      + ("" if p is None else f", p = {p:.2g}"))
     return lines
 
@@ -571,10 +602,12 @@ def start_server(port: int, log: Path, wait_s: float = 90) -> Server:
     """``runserver`` on 127.0.0.1:port, once it answers."""
     with socket.socket() as probe:
         if probe.connect_ex(("127.0.0.1", port)) == 0:
-            raise StudyError(f"Something already listens on 127.0.0.1:{port}; choose another port with --port.")
+            raise StudyError(f"Something already listens on 127.0.0.1:{port}; "
+                             "choose another port with --port.")
     with log.open("w") as out:
-        process = subprocess.Popen([sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-                                   cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     server = Server(process, f"http://127.0.0.1:{port}", log)
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
@@ -590,13 +623,19 @@ def start_server(port: int, log: Path, wait_s: float = 90) -> Server:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--faces", type=int, default=2000, help="faces in the study, controls included (default 2000)")
-    parser.add_argument("--annotators", type=int, default=12, help="annotators, the last one careless (default 12)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the controls and the answers (default 0)")
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--faces", type=int, default=2000,
+                        help="faces in the study, controls included (default 2000)")
+    parser.add_argument("--annotators", type=int, default=12,
+                        help="annotators, the last one careless (default 12)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the controls and the answers (default 0)")
     parser.add_argument("--workdir", type=Path, default=ROOT / "var" / "crowd-study",
-                        help="folder of the study: faces, database, reports (emptied first; default var/crowd-study)")
-    parser.add_argument("--port", type=int, default=8765, help="port of the server on 127.0.0.1 (default 8765)")
+                        help="folder of the study: its faces, database and media are made afresh, "
+                             "the reports written there (default var/crowd-study)")
+    parser.add_argument("--port", type=int, default=8765,
+                        help="port of the server on 127.0.0.1 (default 8765)")
     parser.add_argument("--models", default="dense121_100", help="comma-separated models to benchmark")
     args = parser.parse_args(argv)
     if args.faces < 20:
@@ -604,75 +643,85 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def run_study(args: argparse.Namespace, timer: StepTimer, checks: Checks) -> list[str]:
+    """Every step of the study in turn; the summary lines. The server stops whatever happens."""
     workdir = args.workdir.resolve()
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    timer, checks, server = StepTimer(), Checks(), None
+    with timer.step(f"build the study ({args.faces} faces)"):
+        if not (FER2013.exists() and FERPLUS.exists()):
+            raise StudyError(f"The study is built from {FER2013} and {FERPLUS}; they are not there.")
+        workdir.mkdir(parents=True, exist_ok=True)
+        study = build_study(FER2013, FERPLUS, args.faces, workdir, args.seed)
+        print(f"  {len(study.faces)} faces in {study.images_dir}, {len(study.controls)} of them control "
+              f"images ({study.controls_csv})")
+    # every subprocess and this process's own Django use the study's database only
+    os.environ.update(study_environment(workdir))
+    with timer.step("create the database (migrate)"):
+        (workdir / "db.sqlite3").unlink(missing_ok=True)
+        shutil.rmtree(workdir / "media", ignore_errors=True)
+        manage("migrate", "--noinput", "-v", "0")
+    with timer.step("import the faces (import_testset)"):
+        print("  " + manage("import_testset", study.images_dir, "--name", TESTSET, "--labels", LABEL_SCHEME,
+                            "--extras", ",".join(EXTRA_ANSWERS), "--votes-per-image", VOTES_PER_IMAGE,
+                            "--max-votes", MAX_VOTES, "--stop", STOP_RULE,
+                            "--control-rate", CONTROL_RATE).strip())
+    with timer.step("mark the control images (import_controls)"):
+        print("  " + manage("import_controls", study.controls_csv, "--testset", TESTSET).strip())
+    with timer.step(f"create {args.annotators} annotator accounts"):
+        annotators = make_annotators(args.annotators)
+        create_accounts(annotators)
+
+    server = None
     try:
-        with timer.step(f"build the study ({args.faces} faces)"):
-            if not (FER2013.exists() and FERPLUS.exists()):
-                raise StudyError(f"The study is built from {FER2013} and {FERPLUS}; they are not there.")
-            workdir.mkdir(parents=True, exist_ok=True)
-            study = build_study(FER2013, FERPLUS, args.faces, workdir, args.seed)
-            print(f"  {len(study.faces)} faces in {study.images_dir}, {len(study.controls)} of them control "
-                  f"images ({study.controls_csv})")
-        # every subprocess and this process's own Django use the study's database only
-        os.environ.update(study_environment(workdir))
-        with timer.step("create the database (migrate)"):
-            (workdir / "db.sqlite3").unlink(missing_ok=True)
-            shutil.rmtree(workdir / "media", ignore_errors=True)
-            manage("migrate", "--noinput", "-v", "0")
-        with timer.step("import the faces (import_testset)"):
-            print("  " + manage("import_testset", study.images_dir, "--name", TESTSET, "--labels", LABEL_SCHEME,
-                                "--extras", ",".join(EXTRA_ANSWERS), "--votes-per-image", VOTES_PER_IMAGE,
-                                "--max-votes", MAX_VOTES, "--stop", STOP_RULE,
-                                "--control-rate", CONTROL_RATE).strip())
-        with timer.step("mark the control images (import_controls)"):
-            print("  " + manage("import_controls", study.controls_csv, "--testset", TESTSET).strip())
-        with timer.step(f"create {args.annotators} annotator accounts"):
-            annotators = make_annotators(args.annotators)
-            create_accounts(annotators)
         with timer.step("start the server"):
             server = start_server(args.port, workdir / "server.log")
             print(f"  {server.url} (log: {server.log})")
         with timer.step(f"label: {args.annotators} annotators at once over HTTP"):
             crowd = run_crowd(server.url, TESTSET, annotators, study, args.seed)
             print(f"  {sum(crowd.votes_per_round)} votes in {len(crowd.votes_per_round)} round(s)")
-        server.stop()  # the benchmark wants the CPU
-
-        import django
-
-        django.setup()
-        with timer.step("check the pool, the annotators and the control images"):
-            pool = check_pool(TESTSET, checks)
-            check_annotators(TESTSET, crowd, checks)
-            check_controls(TESTSET, study, checks)
-        with timer.step("annotator quality (annotator_quality)"):
-            table = workdir / "quality.csv"
-            print(manage("annotator_quality", "--testset", TESTSET, "--csv", table).rstrip())
-            check_careless_flagged(read_quality_flags(table), annotators, checks)
-        headlines = []
-        for labels in (LABEL_SCHEME, "bin3"):
-            with timer.step(f"benchmark in {labels} ({', '.join(models)}, --holdout all)"):
-                report = workdir / f"benchmark-{labels}.json"
-                text = manage("benchmark", "--testset", TESTSET, "--labels", labels, "--holdout", "all",
-                              "--json", report, *[arg for m in models for arg in ("--model", m)])
-                (workdir / f"benchmark-{labels}.txt").write_text(text)
-                headlines += benchmark_headline(json.loads(report.read_text()), checks, pool["n_images"])
-                print("\n".join("  " + line for line in headlines[-1 - len(models):]))
-    except StudyError as error:
-        checks.failures.append(str(error))
-        print(f"\nStopped: {error}", file=sys.stderr)
     finally:
         if server is not None:
-            server.stop()
+            server.stop()  # at once: the benchmark wants the CPU
+
+    import django
+
+    django.setup()  # after the study's environment is set: this process reads its database
+    with timer.step("check the pool, the annotators and the control images"):
+        pool = check_pool(TESTSET, len(annotators), checks)
+        check_annotators(TESTSET, crowd, checks)
+        check_controls(TESTSET, study, checks)
+    with timer.step("annotator quality (annotator_quality)"):
+        table = workdir / "quality.csv"
+        print(manage("annotator_quality", "--testset", TESTSET, "--csv", table).rstrip())
+        check_careless_flagged(read_quality_flags(table), annotators, checks)
+
+    summary = [f"{len(study.faces)} faces ({len(study.controls)} control images), "
+               f"{len(annotators)} annotators, {pool['votes']} votes on regular images, "
+               f"{pool['votes_saved']} saved by the adaptive stop"]
+    for labels in (LABEL_SCHEME, "bin3"):
+        with timer.step(f"benchmark in {labels} ({', '.join(models)}, --holdout all)"):
+            report = workdir / f"benchmark-{labels}.json"
+            text = manage("benchmark", "--testset", TESTSET, "--labels", labels, "--holdout", "all",
+                          "--json", report, *[arg for m in models for arg in ("--model", m)])
+            (workdir / f"benchmark-{labels}.txt").write_text(text)
+            headline = benchmark_headline(json.loads(report.read_text()), checks, pool["n_images"])
+            print("\n".join("  " + line for line in headline))
+            summary += headline
+    summary.append(f"reports: {workdir}/benchmark-{{{LABEL_SCHEME},bin3}}.{{json,txt}}, "
+                   f"{workdir}/quality.csv")
+    return summary
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    timer, checks, summary = StepTimer(), Checks(), []
+    try:
+        summary = run_study(args, timer, checks)
+    except (StudyError, OSError) as error:  # OSError: a request or a file that failed
+        why = f"{type(error).__name__}: {error}" if isinstance(error, OSError) else str(error)
+        checks.failures.append(why)
     print("\n== summary")
-    if checks.failures == [] and "headlines" in dir():
-        print(f"  {len(study.faces)} faces ({len(study.controls)} control), {args.annotators} annotators, "
-              f"{pool['votes']} votes on regular images, {pool['votes_saved']} saved by the adaptive stop")
-        print("\n".join("  " + line for line in headlines))
-        print(f"  reports: {workdir}/benchmark-{LABEL_SCHEME}.json, {workdir}/benchmark-bin3.json")
+    print("\n".join("  " + line for line in summary))
     print("  elapsed per step:\n" + timer.summary())
     if checks.failures:
         print(f"\nFAILED: {len(checks.failures)} check(s) or step(s):", file=sys.stderr)

@@ -127,9 +127,11 @@ LIVE_VIDEO_DIR = Path(os.environ.get("LIVE_VIDEO_DIR", VAR_DIR / "live"))
 # refused unless it (or its network) is listed itself.
 LIVE_STREAM_HOSTS = [h.strip() for h in os.environ.get("LIVE_STREAM_HOSTS", "").split(",") if h.strip()]
 # Each Motion-JPEG stream holds a server thread while it plays: at most this many play at
-# once in one server process (keep it below the threads per process, config/gunicorn.py
-# checks), and each stops after this many seconds.
+# once on the server, all its processes together (keep it below the threads per process,
+# config/gunicorn.py checks), and each stops after this many seconds. The processes count
+# them with a lock file per stream in LIVE_SLOT_DIR (live/streams.py).
 LIVE_MAX_STREAMS = int(os.environ.get("LIVE_MAX_STREAMS", "2"))
+LIVE_SLOT_DIR = Path(os.environ.get("LIVE_SLOT_DIR", VAR_DIR / "live-slots"))
 LIVE_MAX_STREAM_SECONDS = float(os.environ.get("LIVE_MAX_STREAM_SECONDS", "600"))
 
 LOGIN_URL = "login"

@@ -10,6 +10,8 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # the test's own transaction); tests of the background path switch this on themselves.
 JOBS_IN_BACKGROUND = False
 MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="fer-test-media-"))
+# The live demo's stream slots of this test run only (another run may play at the same time).
+LIVE_SLOT_DIR = Path(tempfile.mkdtemp(prefix="fer-test-live-slots-"))
 # An existing, empty folder: WhiteNoise warns about a missing one on every new handler,
 # and the test server serves static files from the apps' folders anyway.
 STATIC_ROOT = Path(tempfile.mkdtemp(prefix="fer-test-static-"))

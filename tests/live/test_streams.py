@@ -177,3 +177,30 @@ def test_slots_count_up_to_the_limit_and_back():
     assert [slots.take(2) for _ in range(3)] == [True, True, False]
     slots.give_back()
     assert slots.take(2) and slots.playing == 2
+
+
+def test_the_cap_counts_the_streams_of_every_server_process(tmp_path):
+    """Two worker processes: streams one of them plays count for the other, and a process
+    killed with its streams gives their slots back."""
+    import subprocess
+    import sys
+
+    from django.conf import settings as django_settings
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", (
+            "import sys, time; from pathlib import Path; from live.streams import StreamSlots; "
+            f"slots = StreamSlots(lambda: Path({str(tmp_path)!r})); "
+            "print(slots.take(2), slots.take(2), flush=True); time.sleep(60)")],
+        cwd=django_settings.BASE_DIR, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().split() == ["True", "True"]  # the other worker plays two
+        here = StreamSlots(lambda: tmp_path)
+        assert here.in_use(2) == 2 and here.take(2) is False
+        assert here.take(3) is True and here.playing == 1  # a third slot, where the cap allows it
+        here.give_back()
+    finally:
+        child.kill()
+        child.wait()
+    assert here.in_use(2) == 0 and here.take(2) is True  # the killed process's locks went with it
+    here.give_back()

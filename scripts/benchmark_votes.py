@@ -14,7 +14,7 @@ Bounded: it runs ``--seconds`` (after every annotator has logged in and seen a f
 image), and every request gives up after 30 s. The annotators are accounts of its own
 (``bench-01`` ...), created with a fresh password and deleted afterwards with their votes
 (``--keep`` keeps them). Run it with the server's own settings in the environment, so it
-reaches the same database (README "Production: serving a real study", "Vote path speed"):
+reaches the same database (README "Production: serving a real study", "Under load"):
 
     set -a; . /etc/fer/env; set +a
     .venv/bin/python -m scripts.benchmark_votes --url http://127.0.0.1:8000 --testset ferplus \\

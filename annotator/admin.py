@@ -3,7 +3,7 @@ from django.db.models import F, Func, IntegerField, OuterRef, Subquery
 from django.utils.html import format_html
 from django.urls import reverse
 
-from .models import Image, TestSet, Vote, VoteEvent
+from .models import Exclusion, Image, TestSet, Vote, VoteEvent
 from .voting import do_delete_vote
 
 
@@ -15,8 +15,12 @@ def _count(queryset) -> Subquery:
 
 @admin.register(TestSet)
 class TestSetAdmin(admin.ModelAdmin):
-    list_display = ["name", "n_images", "n_votes", "created_at"]
+    list_display = ["name", "label_scheme", "votes_per_image", "n_images", "n_votes", "created_at"]
     search_fields = ["name", "description"]
+    # The scheme is fixed at creation; how images are served changes on the test set's page
+    # (or configure_testset), which also recounts each image.
+    readonly_fields = ["label_scheme", "custom_labels", "extra_answers", "votes_per_image", "max_votes_per_image",
+                       "adaptive_stop", "control_rate", "control_feedback"]
 
     def get_queryset(self, request):
         # Counted per listed row by subqueries (a join of images and votes would be counted
@@ -37,11 +41,13 @@ class TestSetAdmin(admin.ModelAdmin):
 
 @admin.register(Image)
 class ImageAdmin(admin.ModelAdmin):
-    list_display = ["key", "testset", "width", "height", "face_w", "n_votes", "created_at"]
+    list_display = ["key", "testset", "width", "height", "face_w", "control_label", "n_votes", "created_at"]
     list_filter = ["testset"]
     search_fields = ["key", "sha256", "original_name"]
+    # A control image is marked on the test set's page or by import_controls, which keep the
+    # served orders in step.
     readonly_fields = ["sha256", "file", "width", "height", "face_x", "face_y", "face_w", "face_h",
-                       "created_at", "preview"]
+                       "control_label", "created_at", "preview"]
     list_select_related = ["testset"]
 
     class Media:
@@ -108,3 +114,19 @@ class VoteEventAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         # Only as part of deleting a whole image or test set, and only by a superuser.
         return request.user.is_superuser
+
+
+@admin.register(Exclusion)
+class ExclusionAdmin(admin.ModelAdmin):
+    """The record of annotators left out of a test set's statistics; staff exclude and count
+    again on the annotator quality page."""
+
+    list_display = ["testset", "annotator", "reason", "created_by", "created_at", "lifted_by", "lifted_at"]
+    list_filter = ["testset"]
+    list_select_related = ["testset", "annotator", "created_by", "lifted_by"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -101,8 +101,9 @@ def study_lines(result: dict) -> list[str]:
                 "generalisation) and leaves out images with one vote.")
     if testset.get("votes_per_image"):
         most = testset.get("max_votes_per_image")
+        saved = testset.get("votes_saved")
         lines.append(f"Votes per image from a pool: {testset['votes_per_image']}"
-                     + (f" to {most} (adaptive)." if most else "."))
+                     + (f" to {most} (adaptive; its early stops saved {saved} votes)." if most else "."))
     if testset.get("binning"):
         lines.append(testset["binning"])
     extras = testset.get("extra_answers") or {}

@@ -18,6 +18,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Count, Q
 
+from annotator.dashboard import pool_progress
 from annotator.errors import InputError
 from annotator.models import Exclusion, Image, RepeatedFile, TestSet, Vote
 from annotator.testsets import resolve_testset
@@ -399,6 +400,7 @@ def study_facts(testset: TestSet, scoring: ScoringLabels) -> dict:
         "n_control_votes": Vote.objects.filter(image__in=controls).count(),
         "votes_per_image": testset.votes_per_image,
         "max_votes_per_image": testset.max_votes_per_image,
+        "votes_saved": pool_progress(testset).votes_saved if testset.pooled else None,
         "excluded_annotators": [
             {"annotator": e.annotator.username, "reason": e.reason,
              "by": e.created_by.username if e.created_by else None,

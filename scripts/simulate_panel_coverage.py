@@ -104,6 +104,16 @@ class Accuracy:
     hard_share: float = 0.0
     hard_drop: float = 0.3
 
+    def __post_init__(self):
+        # Every accuracy actually used, hard images included, must be a probability.
+        drop = self.hard_drop if self.hard_share > 0 else 0.0
+        if not (0.0 <= self.low - drop and self.low <= self.high <= 1.0):
+            raise ValueError(
+                f"accuracies [{self.low}, {self.high}] less a drop of {drop} leave [0, 1]"
+            )
+        if not 0.0 <= self.hard_share <= 1.0:
+            raise ValueError(f"the share of hard images must be in [0, 1], got {self.hard_share}")
+
     @property
     def model(self) -> float:
         """The model's accuracy: the mean annotator accuracy, so the true difference is 0."""

@@ -8,6 +8,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from annotator.dashboard import pool_progress
 from annotator.importing import import_testset
 from annotator.models import Image, Lease, Vote
 from annotator.testsets import check_label_scheme, check_overlap, do_set_overlap
@@ -127,6 +128,11 @@ def test_adaptive_overlap_stops_unanimous_images_at_the_minimum(tmp_path, fer_fa
     for user in crowd[1:3]:
         do_cast_vote(user, three, "neutral")
     assert Image.objects.filter(pk=three.pk).values_list("n_needed", "complete").get() == (0, True)
+    # Under the decided rule image one (2 to 0 of 4) is open again: another 2 votes could tie
+    # it, one more for positive decides it. Image three stopped at 3 of 4: one vote saved.
+    progress = pool_progress(testset)
+    assert (progress.complete, progress.in_progress, progress.untouched) == (1, 2, 1)
+    assert (progress.votes, progress.votes_needed, progress.votes_saved) == (8, 1 + 1 + 2, 1)  # four: 2
 
 
 def test_a_new_design_recounts_every_image(pool, crowd):

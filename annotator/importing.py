@@ -43,7 +43,7 @@ from ferml.labels import MAX_LABEL_LENGTH
 
 from . import jobs
 from .errors import InputError, shorten
-from .models import Image, RepeatedFile, TestSet, Vote, VoteEvent
+from .models import Image, Job, RepeatedFile, TestSet, Vote, VoteEvent
 from .spreadsheet import unescape_cell
 from .testsets import LabelScheme, Overlap, apply_label_scheme, do_set_overlap, resolve_testset
 from .voting import answer_names, parse_label, refresh_images
@@ -171,6 +171,7 @@ def import_testset(
     limits: ImportLimits = DEFAULT_LIMITS,
     scheme: LabelScheme | None = None,
     overlap: Overlap | None = None,
+    progress: Callable | None = None,
 ) -> ImportReport:
     """Import a folder or a zip of images into the test set ``name`` (created if needed).
 
@@ -193,18 +194,18 @@ def import_testset(
             if not entries:
                 raise InputError(f"The folder {path} holds no files to import.")
             return _import_entries(entries, ignored, name or default_testset_name(path.resolve().name),
-                                   detect_faces, min_face, limits, str(path), scheme, overlap)
+                                   detect_faces, min_face, limits, str(path), scheme, overlap, progress)
         if not path.exists():
             raise InputError(f"{path} does not exist; give a folder or a .zip of images.")
         if not path.is_file():
             raise InputError(f"{path} is neither a folder nor a file.")
         with path.open("rb") as fileobj:
-            return _import_zip(fileobj, str(path), name, detect_faces, min_face, limits, scheme, overlap)
+            return _import_zip(fileobj, str(path), name, detect_faces, min_face, limits, scheme, overlap, progress)
     label = getattr(source, "name", None) or "upload.zip"
-    return _import_zip(source, label, name, detect_faces, min_face, limits, scheme, overlap)
+    return _import_zip(source, label, name, detect_faces, min_face, limits, scheme, overlap, progress)
 
 
-def _import_zip(fileobj, label, name, detect_faces, min_face, limits, scheme, overlap) -> ImportReport:
+def _import_zip(fileobj, label, name, detect_faces, min_face, limits, scheme, overlap, progress) -> ImportReport:
     try:
         archive = zipfile.ZipFile(fileobj)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError):
@@ -212,11 +213,11 @@ def _import_zip(fileobj, label, name, detect_faces, min_face, limits, scheme, ov
     with archive:
         entries, ignored = _zip_entries(archive, label, limits)
         return _import_entries(entries, ignored, name or default_testset_name(label),
-                               detect_faces, min_face, limits, label, scheme, overlap)
+                               detect_faces, min_face, limits, label, scheme, overlap, progress)
 
 
 def _import_entries(entries, ignored, name, detect_faces, min_face, limits, source_name,
-                    scheme=None, overlap=None) -> ImportReport:
+                    scheme=None, overlap=None, progress=None) -> ImportReport:
     check_testset_name(name)
     existing = TestSet.objects.filter(name=name).first()
     if existing is not None and scheme is not None:
@@ -232,7 +233,9 @@ def _import_entries(entries, ignored, name, detect_faces, min_face, limits, sour
     if created and overlap is not None:
         do_set_overlap(testset, overlap)
     report = ImportReport(testset=testset, created_testset=created, ignored=ignored)
-    for entry in entries:
+    for n, entry in enumerate(entries):
+        if progress is not None and n % 50 == 0:
+            progress("importing the images", n, len(entries))
         _import_entry(entry, testset, report, detect_faces, min_face, limits)
     if created and not report.imported:
         _refuse_empty_testset(report, source_name)
@@ -1014,12 +1017,74 @@ def queue_vote_import(upload, *, testset: TestSet | str | None, overwrite: bool 
 
 
 def vote_import_job(job, progress) -> dict:
-    """The background job of ``queue_vote_import``: its report's summary and listed rows."""
+    """The background job of ``queue_vote_import``: its report's summary and listed rows.
+
+    Safe to run again after its worker ended: the import is one transaction, so a run that
+    died stored nothing, or (killed while committing) all of it, which the next run finds
+    stored and reports as such."""
     path = _vote_upload_folder() / job.options["file"]
     progress("importing")
-    try:
-        report = import_votes(path, testset=job.testset, overwrite=job.options["overwrite"],
-                              name=job.options["name"])
-    finally:
-        path.unlink(missing_ok=True)
+    report = import_votes(path, testset=job.testset, overwrite=job.options["overwrite"],
+                          name=job.options["name"])
     return {"summary": report.summary(), "problems": report.problems(limit=MAX_LISTED_PROBLEMS)}
+
+
+def remove_uploaded_votes(job) -> None:
+    """The uploaded file of a vote import, once the job has ended (done, failed or given up)."""
+    (_vote_upload_folder() / job.options["file"]).unlink(missing_ok=True)
+
+
+# --- large zips of images: the same import, in the background ---------------------------
+
+IMAGE_IMPORT_JOB = "import_images"
+
+
+def _image_upload_folder() -> Path:
+    return Path(settings.MEDIA_ROOT) / "image-uploads"
+
+
+def queue_image_import(upload, *, name: str | None, detect_faces: bool = False, min_face: int = 0,
+                       scheme: LabelScheme | None = None, overlap: Overlap | None = None, user=None):
+    """Hand an uploaded zip of images to a background job that runs ``import_testset`` on it.
+
+    The zip is kept in MEDIA_ROOT/image-uploads/ until the job ends. The import is safe to
+    run again: images already imported are recognised by their content and skipped, so a run
+    whose worker ended is resumed where it stopped."""
+    folder = _image_upload_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{uuid.uuid4().hex}.zip"
+    with path.open("wb") as out:
+        for chunk in upload.chunks():
+            out.write(chunk)
+    job = jobs.create(IMAGE_IMPORT_JOB, user=user, options={
+        "file": path.name, "name": PurePosixPath(upload.name or "images.zip").name, "size": upload.size,
+        "testset": name, "detect_faces": detect_faces, "min_face": min_face,
+        "scheme": None if scheme is None else vars(scheme) | {"custom_labels": list(scheme.custom_labels),
+                                                              "extra_answers": list(scheme.extra_answers)},
+        "overlap": None if overlap is None else vars(overlap),
+    })
+    return jobs.start(job)
+
+
+def image_import_job(job, progress) -> dict:
+    """The background job of ``queue_image_import``: the import's summary and problems."""
+    options = job.options
+    path = _image_upload_folder() / options["file"]
+    progress("importing the images")
+    scheme = options.get("scheme")
+    report = import_testset(
+        path, name=options["testset"] or default_testset_name(options["name"]),
+        detect_faces=options["detect_faces"], min_face=options["min_face"],
+        scheme=None if scheme is None else LabelScheme(scheme["scheme"], tuple(scheme["custom_labels"]),
+                                                       tuple(scheme["extra_answers"])),
+        overlap=None if options.get("overlap") is None else Overlap(**options["overlap"]),
+        progress=progress,
+    )
+    if report.testset.pk is not None:
+        Job.objects.filter(pk=job.pk).update(testset=report.testset)
+    return {"summary": report.summary(), "problems": report.problems()[:MAX_LISTED_PROBLEMS],
+            "testset": report.testset.name}
+
+
+def remove_uploaded_images(job) -> None:
+    (_image_upload_folder() / job.options["file"]).unlink(missing_ok=True)

@@ -291,7 +291,7 @@ class Exclusion(models.Model):
 
 
 class Job(models.Model):
-    """Work done in the background and kept: a large vote upload, a benchmark report.
+    """Work done in the background and kept: a large upload of votes or images, a report.
 
     The page that started a job shows its progress while it runs and its result (or the
     error, a sentence for the user) afterwards; ``annotator.jobs`` runs it.
@@ -321,6 +321,10 @@ class Job(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Runs so far (a job whose worker ended is queued again, annotator.jobs.recover), and
+    # the queue's task of the latest run.
+    attempts = models.PositiveSmallIntegerField(default=0)
+    task_id = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -23,7 +23,7 @@ from .forms import ControlImageForm, DesignForm, ExportForm, ImportControlsForm,
 from .models import Image, Job, TestSet
 from .testsets import describe_design, do_set_overlap, resolve_testset
 
-# Background vote imports the import page lists, newest first.
+# Background imports the import page lists per kind, newest first.
 RECENT_VOTE_IMPORTS = 5
 
 
@@ -213,10 +213,18 @@ def staff_import(request):
         if images_form.is_valid():
             data = images_form.cleaned_data
             scheme, overlap = images_form.scheme(), images_form.overlap()
+            upload = data["zip_file"]
             try:
+                if scheme is not None and overlap is not None and upload.size > settings.IMAGE_UPLOAD_IN_REQUEST_MAX_BYTES:
+                    importing.queue_image_import(upload, name=data["name"] or None, detect_faces=data["detect_faces"],
+                                                 min_face=data["min_face"] or 0, scheme=scheme, overlap=overlap,
+                                                 user=request.user)
+                    messages.info(request, f"{upload.name} ({upload.size:,} bytes) is imported in the "
+                                           "background; its report appears below when it is done.")
+                    return redirect("annotator:import")
                 if scheme is not None and overlap is not None:
                     report = importing.import_testset(
-                        data["zip_file"], name=data["name"] or None,
+                        upload, name=data["name"] or None,
                         detect_faces=data["detect_faces"], min_face=data["min_face"] or 0,
                         scheme=scheme, overlap=overlap,
                     )
@@ -264,10 +272,14 @@ def staff_import(request):
         messages.error(request, "Choose a file to upload.")
     vote_jobs = [jobs.current(job) for job in Job.objects.filter(kind=importing.VOTE_IMPORT_JOB)
                  .select_related("testset")[:RECENT_VOTE_IMPORTS]]
+    image_jobs = [jobs.current(job) for job in Job.objects.filter(kind=importing.IMAGE_IMPORT_JOB)
+                  .select_related("testset")[:RECENT_VOTE_IMPORTS]]
     return render(request, "annotator/import.html", {
         "images_form": images_form, "votes_form": votes_form, "report": report, "controls_form": controls_form,
-        "vote_jobs": vote_jobs, "refresh": any(job.active for job in vote_jobs),
+        "vote_jobs": vote_jobs, "image_jobs": image_jobs,
+        "refresh": any(job.active for job in [*vote_jobs, *image_jobs]),
         "inline_limit": settings.VOTE_UPLOAD_IN_REQUEST_MAX_BYTES,
+        "image_inline_limit": settings.IMAGE_UPLOAD_IN_REQUEST_MAX_BYTES,
     }, status=status)
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The production server in one command (make serve-production): checks the settings,
 # applies the migrations, collects the static files and starts gunicorn with threaded
-# workers (config/gunicorn.py). Needs SECRET_KEY, ALLOWED_HOSTS and DATABASE_URL; README
+# workers (config/gunicorn.py) and the background jobs' worker (manage.py run_worker). Needs SECRET_KEY, ALLOWED_HOSTS and DATABASE_URL; README
 # "Production: serving a real study" lists the rest. Arguments go to gunicorn.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,4 +19,15 @@ if ! problem=$("$PY" -c "$check" 2>&1); then
 fi
 "$PY" manage.py migrate --noinput -v 0
 "$PY" manage.py collectstatic --noinput -v 0
-exec .venv/bin/gunicorn --config config/gunicorn.py "$@"
+# The background jobs' worker beside the web server (README "Background jobs"); when either
+# ends, the other is stopped too, so a service manager sees the server end and restarts it.
+"$PY" manage.py run_worker -v 0 &
+worker=$!
+.venv/bin/gunicorn --config config/gunicorn.py "$@" &
+server=$!
+trap 'kill -TERM "$server" "$worker" 2>/dev/null || true' INT TERM
+status=0
+wait -n "$server" "$worker" || status=$?
+kill -TERM "$server" "$worker" 2>/dev/null || true
+wait "$server" "$worker" 2>/dev/null || true
+exit "$status"

@@ -34,3 +34,15 @@ def full_ferplus() -> Path:
     if not FERPLUS_FULL.exists():
         pytest.skip(f"full FER+ votes not present at {FERPLUS_FULL}")
     return FERPLUS_FULL
+
+
+@pytest.fixture
+def background_jobs(settings):
+    """Jobs go onto the queue in the database and a worker thread of this process runs them,
+    as in the demo; the worker stops when the test ends."""
+    from annotator import jobs
+
+    settings.JOBS_IN_BACKGROUND = True
+    settings.JOBS_WORKER_IN_PROCESS = True
+    yield
+    jobs.in_process_worker.stop()

@@ -25,6 +25,8 @@ DJANGO_APPS = [
 THIRD_PARTY_APPS = [
     "axes",  # login throttling
     "csp",  # the Content-Security-Policy header
+    "django_tasks",  # Django 6's tasks API, backported: background jobs (annotator/jobs.py)
+    "django_tasks_db",  # ... queued in the database, taken by `manage.py run_worker`
 ]
 LOCAL_APPS = [
     "annotator",
@@ -152,12 +154,19 @@ FILE_UPLOAD_HANDLERS = [
 # A votes csv uploaded on the staff page that is larger than this is imported in the
 # background (annotator/jobs.py), by the same function as `manage.py import_votes`.
 VOTE_UPLOAD_IN_REQUEST_MAX_BYTES = int(os.environ.get("VOTE_UPLOAD_IN_REQUEST_MAX_BYTES", str(1024 * 1024)))
+# A zip of images larger than this is imported in the background too.
+IMAGE_UPLOAD_IN_REQUEST_MAX_BYTES = int(os.environ.get("IMAGE_UPLOAD_IN_REQUEST_MAX_BYTES", str(20 * 1024 * 1024)))
 
-# Background jobs (annotator/jobs.py): large vote uploads and the benchmark report run in a
-# thread of the server process, one at a time per process; their pages show the progress,
-# then the stored result. A job with no heartbeat for JOB_STALE_SECONDS counts as lost (its
-# process ended) and can be started again.
+# Background jobs (annotator/jobs.py): large uploads of votes or images and the benchmark
+# report go onto a queue in the database (Django's tasks API, django-tasks-db); a worker
+# takes them one at a time: `manage.py run_worker` (make serve-production starts one beside
+# the web server; more can run on other machines), or, with JOBS_WORKER_IN_PROCESS (the
+# demo and development), a thread of the web server itself. Their pages show the progress,
+# then the stored result. A running job with no heartbeat for JOB_STALE_SECONDS lost its
+# worker and is queued again (at most three runs in all).
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
 JOBS_IN_BACKGROUND = True
+JOBS_WORKER_IN_PROCESS = os.environ.get("JOBS_WORKER_IN_PROCESS", "1") == "1"
 JOB_STALE_SECONDS = int(os.environ.get("JOB_STALE_SECONDS", "120"))
 # The report page waits this long for a report it has just started before showing progress.
 REPORT_WAIT_SECONDS = float(os.environ.get("REPORT_WAIT_SECONDS", "5"))

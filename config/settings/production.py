@@ -26,6 +26,9 @@ _require("DATABASE_URL", " (for example postgres://fer:PASSWORD@127.0.0.1:5432/f
 DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("DB_CONN_MAX_AGE", "600"))  # noqa: F405
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # noqa: F405
 DEBUG = os.environ.get("DEBUG", "0") == "1"
+# Background jobs are taken by worker processes (`manage.py run_worker`, started beside the
+# web server by scripts/serve-production.sh), not by threads of the web server.
+JOBS_WORKER_IN_PROCESS = os.environ.get("JOBS_WORKER_IN_PROCESS", "0") == "1"
 ALLOWED_HOSTS = [h.strip() for h in _require("ALLOWED_HOSTS").split(",") if h.strip()]
 CSRF_TRUSTED_ORIGINS = [
     o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()

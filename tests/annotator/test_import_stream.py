@@ -176,9 +176,8 @@ def test_a_bad_large_upload_stores_nothing_and_says_why(client, staff, keys, tmp
 
 @pytest.mark.django_db(transaction=True)
 def test_in_the_background_the_page_answers_at_once_and_the_job_imports(
-        client, staff, keys, tmp_path, settings):
+        client, staff, keys, tmp_path, settings, background_jobs):
     settings.VOTE_UPLOAD_IN_REQUEST_MAX_BYTES = 100
-    settings.JOBS_IN_BACKGROUND = True
     client.force_login(staff)
     rows = rows_for(keys, ["a1", "a2", "a3"])
     response = upload(client, write(tmp_path, rows))

@@ -1,4 +1,5 @@
-"""Background jobs: how a job ends and what is kept, lost jobs, and the thread that runs them."""
+"""Background jobs: how a job ends and what is kept, jobs whose worker ended, and the
+queue's worker in the server process."""
 import threading
 import time
 from datetime import timedelta
@@ -36,7 +37,7 @@ def kinds():
     yield
     RELEASE.set()
     for kind in ("test-add", "test-refuse", "test-crash"):
-        jobs._handlers.pop(kind)
+        jobs._kinds.pop(kind)
 
 
 @pytest.mark.django_db
@@ -70,22 +71,26 @@ def test_an_unknown_kind_is_refused():
 
 
 @pytest.mark.django_db
-def test_a_job_without_heartbeat_counts_as_lost(settings):
+def test_a_job_that_lost_its_worker_is_run_again_up_to_three_times(settings):
     job = jobs.create("test-add", options={"numbers": [1]})
-    Job.objects.filter(pk=job.pk).update(status="running", heartbeat_at=timezone.now() - timedelta(seconds=30))
-    assert jobs.current(job).status == "running"
+    Job.objects.filter(pk=job.pk).update(status="running", attempts=1,
+                                         heartbeat_at=timezone.now() - timedelta(seconds=30))
+    assert jobs.current(job).status == "running"  # its heartbeat is recent enough
     Job.objects.filter(pk=job.pk).update(
         heartbeat_at=timezone.now() - timedelta(seconds=settings.JOB_STALE_SECONDS + 1))
+    again = jobs.current(job)  # queued again, and here (jobs run at once) done
+    assert (again.status, again.result, again.attempts) == ("done", {"sum": 1}, 2)
+    Job.objects.filter(pk=job.pk).update(status="running", attempts=jobs.MAX_ATTEMPTS,
+                                         heartbeat_at=timezone.now() - timedelta(seconds=settings.JOB_STALE_SECONDS + 1))
     lost = jobs.current(job)
-    assert (lost.status, lost.error) == ("failed", jobs.LOST) and lost.finished_at
-    # and it is not run again by a late thread
+    assert (lost.status, lost.error) == ("failed", jobs.lost_message(3)) and lost.finished_at
+    # and it is not run again by a late worker
     jobs.run(job.pk)
     assert jobs.current(job).status == "failed"
 
 
 @pytest.mark.django_db(transaction=True)
-def test_in_the_background_one_job_runs_at_a_time_and_says_how_far_it_is(settings):
-    settings.JOBS_IN_BACKGROUND = True
+def test_in_the_background_one_job_runs_at_a_time_and_says_how_far_it_is(background_jobs):
     first = jobs.start(jobs.create("test-add", options={"numbers": [1, 2], "wait": True}))
     second = jobs.start(jobs.create("test-add", options={"numbers": [3]}))
     deadline = time.monotonic() + 20
@@ -93,7 +98,7 @@ def test_in_the_background_one_job_runs_at_a_time_and_says_how_far_it_is(setting
         time.sleep(0.05)
     first, second = jobs.current(first), jobs.current(second)
     assert (first.status, first.stage, first.done, first.total) == ("running", "adding", 1, 2)
-    assert second.status == "queued"  # waits for the first: one job per process
+    assert second.status == "queued"  # waits for the first: a worker runs one job at a time
     RELEASE.set()
     first, second = jobs.wait(first, 20), jobs.wait(second, 20)
     assert (first.status, first.result, second.status, second.result) == ("done", {"sum": 3}, "done", {"sum": 3})

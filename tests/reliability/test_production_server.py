@@ -54,6 +54,7 @@ def production_env(tmp_path: Path, **extra) -> dict:
         "STATIC_ROOT": str(tmp_path / "static"),
         "MEDIA_ROOT": str(tmp_path / "media"),
         "LIVE_VIDEO_DIR": str(tmp_path / "live"),
+        "LIVE_SLOT_DIR": str(tmp_path / "live-slots"),
         "OMP_NUM_THREADS": "1",
     } | extra
 
@@ -188,6 +189,18 @@ def test_votes_are_answered_while_live_streams_play_on_the_production_server(ser
         assert STREAM_SECONDS <= viewer.ended - viewer.started < STREAM_SECONDS + 60
     with staff.open("GET", f"/live/stream.mjpg?{urlencode(looping)}", as_json=False) as again:
         assert again.status == 200  # each gave its thread and its slot back
+
+    # The one command started the background jobs' worker too: it takes the report's job.
+    choices = urlencode({"holdout": "auto", "reference": "majority", "min_images": 2, "labels": "bin3",
+                         "models": "bkvgg12_ferplus", "seed": 0})
+    deadline = time.monotonic() + 120
+    while True:
+        status, _, body = staff.send("GET", f"/evaluation/faces/report.json?{choices}", as_json=False)
+        if status != 202 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    # one annotator's votes: the worker ran the report, which says why it cannot pair them
+    assert status == 400 and "no annotator can be held out" in json.loads(body)["error"]
 
 
 def test_each_worker_runs_its_models_on_torch_threads_threads(monkeypatch):

@@ -130,3 +130,8 @@ class ExclusionAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        # Lifted on the quality page, the record kept; deleted only with its whole test set,
+        # by a superuser.
+        return request.user.is_superuser

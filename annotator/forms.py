@@ -54,7 +54,7 @@ class ImportImagesForm(OverlapFields):
         help_text="Faces smaller than this are skipped; the thesis used 100.",
     )
     labels = forms.ChoiceField(
-        label="Label scheme (fixed once the test set exists)", initial="bin3",
+        label="Label scheme (fixed once the test set exists)", initial="bin3", required=False,
         choices=[(name, f"{name}: {', '.join(LABEL_SETS[name])}") for name in SCHEMES]
         + [(CUSTOM_SCHEME, "custom: the labels below")])
     custom_labels = forms.CharField(
@@ -70,9 +70,9 @@ class ImportImagesForm(OverlapFields):
     def scheme(self):
         d = self.cleaned_data
         try:
-            return check_label_scheme(d["labels"], d.get("custom_labels", ""), d.get("extras", []))
+            return check_label_scheme(d.get("labels") or "bin3", d.get("custom_labels", ""), d.get("extras", []))
         except InputError as exc:
-            self.add_error("custom_labels" if d["labels"] == CUSTOM_SCHEME else "labels", str(exc))
+            self.add_error("custom_labels" if d.get("labels") == CUSTOM_SCHEME else "labels", str(exc))
             return None
 
 

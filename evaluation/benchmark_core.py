@@ -117,6 +117,7 @@ def build_benchmark_result(
     panel: Mapping[Hashable, metrics.HeldOut] | None = None,
     min_images: int = DEFAULT_MIN_IMAGES,
     n_images_in_testset: int | None = None,
+    margin: float | None = None,
 ) -> dict:
     """Agreement over all annotators, then the held-out human and each model on one paired set.
 
@@ -128,7 +129,11 @@ def build_benchmark_result(
     name to its predictions (image -> label); each must cover every image of the paired
     sets. Every bootstrap interval uses ``seed``, so the human and all models are
     resampled on the same image sets. ``n_images_in_testset``, when given, is reported
-    beside the number of images with votes. Raises ValueError when nothing can be scored.
+    beside the number of images with votes. With ``margin`` (a share, chosen before the
+    study), each comparison adds a one-sided non-inferiority test at (1 - confidence) / 2
+    (2.5 %: the model is non-inferior exactly when the lower end of its two-sided 95 %
+    interval lies above -margin, the usual convention): is the model worse than people by
+    less than the margin? Raises ValueError when nothing can be scored.
     """
     labels = list(labels)
     metrics._check_reference(reference)
@@ -176,6 +181,10 @@ def build_benchmark_result(
                 "confusion_counts": score.confusion_counts.tolist(),
             }
         )
+        if margin is not None:
+            models[-1]["noninferiority"] = _noninferiority(
+                metrics.noninferiority_paired(score.correct, human.correct, margin, (1 - confidence) / 2),
+                "one-sided paired t test of the per-image differences")
 
     testset = {"name": testset_name, **metrics.vote_summary(frame, labels)}
     design = metrics.design_summary(frame, labels)
@@ -226,9 +235,19 @@ def build_benchmark_result(
     }
     if panel is not None:
         result["panel"] = panel_block(
-            panel, model_predictions or {}, reference, min_images, confidence
+            panel, model_predictions or {}, reference, min_images, confidence, margin
         )
+    if margin is not None:
+        result["margin"] = margin
     return result
+
+
+def _noninferiority(test: metrics.NonInferiority, method: str) -> dict:
+    return {
+        "margin": test.margin, "alpha": test.alpha, "difference": _number(test.difference),
+        "lower_bound": _number(test.lower_bound), "t": _number(test.t), "df": _number(test.df),
+        "p_value": _number(test.p_value), "non_inferior": test.non_inferior, "method": method,
+    }
 
 
 def _check_min_images(min_images: int) -> None:
@@ -244,6 +263,7 @@ def panel_block(
     reference: str = MAJORITY,
     min_images: int = DEFAULT_MIN_IMAGES,
     confidence: float = DEFAULT_CONFIDENCE,
+    margin: float | None = None,
 ) -> dict:
     """Every annotator held out in turn, and each model against all of them (SPEC "The panel").
 
@@ -258,15 +278,7 @@ def panel_block(
     """
     _check_min_images(min_images)
     rows, included = [], []
-    for name in sorted(splits, key=str):
-        split = splits[name]
-        human = split.score(split.human_predictions)
-        by_model = {}
-        for model, predictions in model_predictions.items():
-            try:
-                by_model[model] = split.score(predictions)
-            except ValueError as err:
-                raise ValueError(f"model {model!r}: {err}") from None
+    for name, split, human, by_model in panel_scores(splits, model_predictions):
         counts = split.n_images >= min_images
         rows.append(
             {
@@ -283,25 +295,19 @@ def panel_block(
                     m: metrics.mcnemar_exact(human.correct, s.correct).p_value
                     for m, s in by_model.items()
                 },
+                # the forest plot's row: a t interval of the per-image differences
+                "differences_ci95": {
+                    m: _numbers(metrics.paired_difference_interval(s.correct, human.correct, confidence))
+                    for m, s in by_model.items()
+                },
             }
         )
         if counts:
             included.append((split, human, by_model))
 
-    # One column per image paired with any included annotator, one row per annotator.
-    column: dict = {}
-    for split, _, _ in included:
-        for image in split.images:
-            column.setdefault(image, len(column))
-    shape = (len(included), len(column))
-    paired, human_correct = np.zeros(shape, dtype=bool), np.zeros(shape, dtype=bool)
-    model_correct = {model: np.zeros(shape, dtype=bool) for model in model_predictions}
-    for j, (split, human, by_model) in enumerate(included):
-        columns = [column[image] for image in split.images]
-        paired[j, columns] = True
-        human_correct[j, columns] = human.correct
-        for model, score in by_model.items():
-            model_correct[model][j, columns] = score.correct
+    matrices = panel_matrices(included, list(model_predictions))
+    paired, human_correct, model_correct = matrices.paired, matrices.human_correct, matrices.model_correct
+    column = matrices.columns
 
     def mean(values) -> float | None:
         return _number(np.mean(values)) if included else None
@@ -326,6 +332,10 @@ def panel_block(
                 t=_number(test.t),
                 df=_number(test.df),  # infinite (no reader variance) becomes None too
             )
+            if margin is not None:
+                entry["noninferiority"] = _noninferiority(
+                    metrics.noninferiority_panel(test, margin, (1 - confidence) / 2),
+                    "one-sided Obuchowski-Rockette-Hillis t test (the panel's standard error and df)")
         models.append(entry)
     return {
         "reference": reference,
@@ -339,6 +349,50 @@ def panel_block(
         "human_mean_accuracy": mean([human.accuracy for _, human, _ in included]),
         "models": models,
     }
+
+
+def panel_scores(splits: Mapping[Hashable, metrics.HeldOut], model_predictions: Mapping[str, Mapping]):
+    """Per annotator, by name: (name, split, the annotator's score, each model's score)."""
+    for name in sorted(splits, key=str):
+        split = splits[name]
+        human = split.score(split.human_predictions)
+        by_model = {}
+        for model, predictions in model_predictions.items():
+            try:
+                by_model[model] = split.score(predictions)
+            except ValueError as err:
+                raise ValueError(f"model {model!r}: {err}") from None
+        yield name, split, human, by_model
+
+
+@dataclass(frozen=True)
+class PanelMatrices:
+    """The panel as annotators x images: whether each image is among an annotator's paired
+    images, and whether the annotator and each model matched that annotator's reference."""
+
+    columns: dict  # image -> column
+    paired: np.ndarray
+    human_correct: np.ndarray
+    model_correct: dict[str, np.ndarray]
+
+
+def panel_matrices(included: Sequence[tuple], models: Sequence[str]) -> PanelMatrices:
+    """One column per image paired with any included annotator, one row per annotator
+    (``included``: (split, the annotator's score, each model's score) per annotator)."""
+    column: dict = {}
+    for split, _, _ in included:
+        for image in split.images:
+            column.setdefault(image, len(column))
+    shape = (len(included), len(column))
+    paired, human_correct = np.zeros(shape, dtype=bool), np.zeros(shape, dtype=bool)
+    model_correct = {model: np.zeros(shape, dtype=bool) for model in models}
+    for j, (split, human, by_model) in enumerate(included):
+        columns = [column[image] for image in split.images]
+        paired[j, columns] = True
+        human_correct[j, columns] = human.correct
+        for model, score in by_model.items():
+            model_correct[model][j, columns] = score.correct
+    return PanelMatrices(column, paired, human_correct, model_correct)
 
 
 def _number(x: float) -> float | None:

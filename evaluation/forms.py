@@ -38,6 +38,11 @@ class BenchmarkForm(forms.Form):
         label="Bootstrap seed", min_value=0, required=False,
         help_text="Seed of the 95 % confidence intervals.",
     )
+    margin = forms.FloatField(
+        label="Non-inferiority margin (points)", required=False, min_value=0.01, max_value=99.99,
+        help_text="Chosen before the study: adds a one-sided test that the model is not worse than "
+                  "people by more than this many percentage points.",
+    )
 
     def __init__(self, *args, annotators: list[str], model_names: list[str],
                  label_choices: list[tuple[str, list[str]]] = (("bin3", LABEL_SETS["bin3"]),), **kwargs):

@@ -748,6 +748,83 @@ def panel_test(
     return orh_model_vs_readers(model_acc - human_acc, model_jack - human_jack, confidence)
 
 
+# ------------------------------------------------------------------ non-inferiority
+
+
+@dataclass(frozen=True)
+class NonInferiority:
+    """The one-sided test that the model is not worse than people by more than ``margin``:
+    H0 difference <= -margin against H1 difference > -margin (difference = model - human).
+    ``lower_bound`` is the one-sided (1 - alpha) confidence bound the test rests on: the
+    model is non-inferior at ``alpha`` exactly when it lies above -margin."""
+
+    margin: float
+    alpha: float
+    difference: float
+    lower_bound: float
+    t: float
+    df: float
+    p_value: float
+
+    @property
+    def non_inferior(self) -> bool:
+        return bool(self.p_value < self.alpha)
+
+
+def _check_margin(margin: float, alpha: float) -> None:
+    if not margin >= 0:
+        raise ValueError(f"the non-inferiority margin must be 0 or more, got {margin}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie strictly between 0 and 1, got {alpha}")
+
+
+def noninferiority_paired(model_correct: np.ndarray, human_correct: np.ndarray, margin: float,
+                          alpha: float = 0.05) -> NonInferiority:
+    """Non-inferiority of a model to one annotator on the same images: a one-sided paired t
+    test of the per-image differences (model right - annotator right, each -1, 0 or 1)
+    against -margin (statsmodels' ``DescrStatsW.ttest_mean``)."""
+    from statsmodels.stats.weightstats import DescrStatsW
+
+    _check_margin(margin, alpha)
+    d = np.asarray(model_correct, dtype=float) - np.asarray(human_correct, dtype=float)
+    nan = float("nan")
+    if len(d) < 2:
+        return NonInferiority(margin, alpha, float(d.mean()) if len(d) else nan, nan, nan, nan, nan)
+    stats = DescrStatsW(d)
+    if stats.std == 0:  # every image the same difference: no spread to test with
+        p = 0.0 if d[0] > -margin else 1.0
+        return NonInferiority(margin, alpha, float(d.mean()), float(d.mean()), nan, float(len(d) - 1), p)
+    t, p, df = stats.ttest_mean(value=-margin, alternative="larger")
+    lower = stats.tconfint_mean(alpha=2 * alpha)[0]
+    return NonInferiority(margin, alpha, float(d.mean()), float(lower), float(t), float(df), float(p))
+
+
+def noninferiority_panel(test: PanelTest, margin: float, alpha: float = 0.05) -> NonInferiority:
+    """Non-inferiority of a model to a panel: the panel test's own standard error and Hillis
+    degrees of freedom, one-sided: t = (difference + margin) / se."""
+    _check_margin(margin, alpha)
+    nan = float("nan")
+    if not (test.se > 0 and np.isfinite(test.df)):
+        return NonInferiority(margin, alpha, test.difference, nan, nan, test.df, nan)
+    t = (test.difference + margin) / test.se
+    p = float(student_t.sf(t, test.df))
+    lower = test.difference - float(student_t.ppf(1 - alpha, test.df)) * test.se
+    return NonInferiority(margin, alpha, test.difference, lower, float(t), test.df, p)
+
+
+def paired_difference_interval(model_correct: np.ndarray, human_correct: np.ndarray,
+                               confidence: float = DEFAULT_CONFIDENCE) -> tuple[float, float]:
+    """A t interval of the mean per-image difference (model - annotator) on one annotator's
+    paired images: the forest plot's row for that annotator."""
+    from statsmodels.stats.weightstats import DescrStatsW
+
+    d = np.asarray(model_correct, dtype=float) - np.asarray(human_correct, dtype=float)
+    if len(d) < 2 or np.std(d) == 0:
+        return (float(d.mean()), float(d.mean())) if len(d) else (float("nan"), float("nan"))
+    lo, hi = DescrStatsW(d).tconfint_mean(alpha=1 - confidence)
+    return float(lo), float(hi)
+
+
 # ------------------------------------------------------------------ Dawid-Skene
 
 

@@ -80,6 +80,55 @@ def _size_line(testset: dict, labels: Sequence[str]) -> str:
     )
 
 
+def _points(x: float) -> str:
+    return f"{100 * abs(x):.1f} points {'above' if x >= 0 else 'below'}"
+
+
+def _noninferiority_clause(test: dict | None) -> str:
+    if not test:
+        return ""
+    margin = 100 * test["margin"]
+    if test["p_value"] is None:
+        return f"; non-inferiority within {margin:g} points cannot be tested here"
+    verdict = "non-inferior" if test["non_inferior"] else "not shown non-inferior"
+    return (f"; {verdict} within a margin of {margin:g} points (one-sided p = {_p_value_text(test['p_value'])}, "
+            f"lower 95 % bound {_signed_points_text(test['lower_bound'])} points)")
+
+
+def headline(result: dict) -> list[str]:
+    """The answer in one sentence per model that a reader can quote: against the panel
+    when there is one, else against the held-out annotator."""
+    panel = result.get("panel")
+    lines = []
+    if panel and panel.get("n_annotators_included"):
+        sizes = [a["n_images"] for a in panel["annotators"] if a["included"]]
+        images = f"{min(sizes)}-{max(sizes)}" if min(sizes) != max(sizes) else str(sizes[0])
+        for model in panel["models"]:
+            if model.get("difference") is None:
+                continue
+            ci = model["ci95"]
+            interval = ("" if ci[0] is None else
+                        f"95 % CI {_signed_points_text(ci[0])} to {_signed_points_text(ci[1])}, ")
+            lines.append(
+                f"{model['name']} is {_points(model['difference'])} the mean of "
+                f"{panel['n_annotators_included']} annotators ({interval}p = {_p_value_text(model['p_value'])}, "
+                f"{images} paired images per annotator){_noninferiority_clause(model.get('noninferiority'))}.")
+        return lines
+    holdout = result["holdout"]
+    for model in result.get("models", []):
+        if model.get("diff_vs_human") is None:
+            continue
+        ci = model.get("diff_vs_human_ci95") or [None, None]
+        interval = ("" if ci[0] is None else
+                    f"95 % CI {_signed_points_text(ci[0])} to {_signed_points_text(ci[1])}, ")
+        lines.append(
+            f"{model['name']} is {_points(model['diff_vs_human'])} the held-out annotator {holdout['annotator']} "
+            f"({_percent_text(model['accuracy'])} against {_percent_text(holdout['accuracy'])}; {interval}"
+            f"McNemar p = {_p_value_text(model.get('mcnemar_p'))}, {model['n_images']} paired images)"
+            f"{_noninferiority_clause(model.get('noninferiority'))}.")
+    return lines
+
+
 def study_lines(result: dict) -> list[str]:
     """Sentences on how the study was made, beside its figures: its design (fully crossed
     or partial overlap), how the votes were scored, extra answers, the control images and
@@ -280,6 +329,7 @@ def format_report_text(result: dict) -> str:
     labels = result["labels"]
     out = [
         f"Human vs model benchmark: {testset.get('name') or 'test set'}",
+        *headline(result),
         _size_line(testset, labels),
         *study_lines(result),
         "",
@@ -514,6 +564,43 @@ def panel_figure(result: dict) -> Figure | None:
     return figure
 
 
+def forest_figure(result: dict) -> Figure | None:
+    """The reader-study forest plot: per annotator, the model's accuracy minus theirs on
+    their paired images with a 95 % t interval, and the panel's mean difference with its
+    Obuchowski-Rockette-Hillis interval (a diamond); one column per model. The margin, when
+    the report has one, is a dotted line at -margin."""
+    panel = result.get("panel")
+    if not panel or not panel["models"] or not panel["n_annotators_included"]:
+        return None
+    rows = [a for a in panel["annotators"] if a["included"]]
+    models = panel["models"]
+    figure = Figure(figsize=(3.4 * len(models) + 1.2, 0.3 * len(rows) + 1.8))
+    axes = figure.subplots(1, len(models), sharey=True, squeeze=False)[0]
+    y = np.arange(len(rows) + 1)[::-1]  # annotators top down, the panel's mean at the bottom
+    for ax, model in zip(axes, models):
+        name = model["name"]
+        for row, at in zip(rows, y[:-1]):
+            difference, (lo, hi) = row["differences"].get(name), row.get("differences_ci95", {}).get(name, [None, None])
+            if difference is None:
+                continue
+            if lo is not None:
+                ax.plot([100 * lo, 100 * hi], [at, at], color=OTHER_COLOR, linewidth=1.5)
+            ax.plot(100 * difference, at, "s", color=MODEL_COLOR, markersize=4)
+        if model["difference"] is not None:
+            lo, hi = model["ci95"]
+            if lo is not None:
+                ax.plot([100 * lo, 100 * hi], [y[-1], y[-1]], color=HUMAN_COLOR, linewidth=2.5)
+            ax.plot(100 * model["difference"], y[-1], "D", color=HUMAN_COLOR, markersize=7)
+        ax.axvline(0, color="black", linewidth=0.8)
+        if result.get("margin") is not None:
+            ax.axvline(-100 * result["margin"], color="black", linestyle=":", linewidth=0.8)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("model - annotator (points)", fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(y, [r["annotator"] for r in rows] + ["panel mean"])
+    return figure
+
+
 # --------------------------------------------------------------------------- HTML
 
 
@@ -563,6 +650,7 @@ def _panel_html(result: dict) -> str:
             f"<h2>Every annotator in turn: the panel of {panel['n_annotators']}</h2>",
             _html_table(*_panel_summary_table(panel)),
             _img(panel_figure(result), "each annotator's accuracy and each model's"),
+            _img(forest_figure(result), "forest plot: each model minus each annotator, and the panel's mean"),
             _html_table(*_panel_annotator_table(panel)),
             "".join(f'<p class="note">{html.escape(n)}</p>' for n in _panel_notes(result)),
         ]
@@ -624,6 +712,7 @@ def render_report_html(result: dict) -> str:
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
+        "".join(f'<p class="headline">{html.escape(line)}</p>' for line in headline(result)),
         f"<p>{html.escape(_size_line(testset, result['labels']))}</p>",
         "".join(f'<p class="study">{html.escape(line)}</p>' for line in study_lines(result)),
         "<h2>Agreement over all annotators</h2>",
@@ -678,6 +767,7 @@ def page_context(result: dict) -> dict:
     the_panel_figure = panel_figure(result)
     return {
         "size_line": _size_line(result["testset"], result["labels"]),
+        "headline": headline(result),
         "study_lines": study_lines(result),
         "reference_text": _reference_text(result),
         "panel": panel and {
@@ -685,6 +775,7 @@ def page_context(result: dict) -> dict:
             "annotators": _table_context(*_panel_annotator_table(panel)),
             "notes": _panel_notes(result),
             "figure": the_panel_figure and figure_to_data_uri(the_panel_figure),
+            "forest": (forest := forest_figure(result)) and figure_to_data_uri(forest),
         },
         "rows": rows,
         "agreement_pct": _percent(agreement["accuracy"]),

@@ -27,11 +27,14 @@ KEPT = 5  # reports kept per test set and choices
 
 def report_options(choice: dict) -> dict:
     """The choices of the report form (its cleaned data) as the job keeps them."""
-    return {
+    options = {
         "holdout": choice["holdout"], "reference": choice["reference"],
         "min_images": choice["min_images"], "labels": choice["labels"],
         "models": list(choice["models"]), "seed": choice["seed"] or 0,
     }
+    if choice.get("margin") is not None:  # kept out otherwise: earlier reports keep their key
+        options["margin"] = choice["margin"]
+    return options
 
 
 def report_key(options: dict) -> str:
@@ -57,7 +60,7 @@ def compute(job: Job, progress) -> dict:
         report = services.run_benchmark(
             job.testset, options["models"], holdout=options["holdout"], labels=options["labels"],
             seed=options["seed"], reference=options["reference"], min_images=options["min_images"],
-            progress=progress,
+            progress=progress, margin=services.check_margin(options.get("margin")),
         )
     except services.BenchmarkError as err:
         raise InputError(str(err)) from None

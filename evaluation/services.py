@@ -325,6 +325,7 @@ def run_benchmark(
     reference: str = metrics.MAJORITY,
     min_images: int = DEFAULT_MIN_IMAGES,
     progress: ProgressFn | None = None,
+    margin: float | None = None,
 ) -> dict:
     """The human-vs-model benchmark of ``testset`` (the dict of ``build_benchmark_result``).
 
@@ -373,6 +374,7 @@ def run_benchmark(
             panel=panel,
             min_images=min_images,
             n_images_in_testset=Image.objects.filter(testset=testset).count(),
+            margin=margin,
         )
     except ValueError as err:
         raise BenchmarkError(f"Test set {testset.name!r}: {_sentence(str(err))}") from None
@@ -409,6 +411,17 @@ def study_facts(testset: TestSet, scoring: ScoringLabels) -> dict:
             for e in exclusions
         ],
     }
+
+
+def check_margin(points: float | None) -> float | None:
+    """A non-inferiority margin given in percentage points, as a share; a sentence when it
+    is not one."""
+    if points is None:
+        return None
+    if not 0 < points < 100:
+        raise BenchmarkError(f"The non-inferiority margin is in percentage points, above 0 and below 100, "
+                             f"not {points:g}.")
+    return points / 100
 
 
 def check_options(reference: str, min_images: int) -> None:

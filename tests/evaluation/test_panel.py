@@ -258,7 +258,7 @@ def test_the_panel_is_drawn_and_written_in_every_report(votes):
     figure = panel_figure(result)
     assert len(figure.axes[0].get_yticklabels()) == 10
     page = render_report_html(result)
-    assert page.count('src="data:image/png;base64,') == 4
+    assert page.count('src="data:image/png;base64,') == 5  # the forest plot too
     assert "Every annotator in turn: the panel of 10" in page
     assert panel_figure({**result, "panel": None}) is None
 

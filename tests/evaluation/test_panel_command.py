@@ -125,7 +125,7 @@ def test_the_staff_page_shows_the_panel(staff_client, study):
     assert result["panel"]["reference"] == "dawid-skene"
     page = response.content.decode()
     assert "Every annotator in turn: the panel of 10" in page
-    assert page.count('src="data:image/png;base64,') == 4  # the panel's dots and lines too
+    assert page.count('src="data:image/png;base64,') == 5  # the panel's dots and lines, and its forest plot
     assert "the Dawid-Skene estimate from the other annotators&#x27; votes" in page
     model = result["panel"]["models"][0]
     assert f"{100 * model['mean_accuracy']:.1f} %" in page

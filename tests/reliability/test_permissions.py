@@ -23,8 +23,10 @@ from django.contrib.contenttypes.models import ContentType
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.urls.resolvers import RoutePattern
+from django_tasks_db.models import DBTaskResult
 
-from annotator.models import Image, Vote, VoteEvent
+from annotator.jobs import run_job
+from annotator.models import Exclusion, Image, Vote, VoteEvent
 from annotator.models import TestSet as StoredTestSet  # "Test..." names would be collected
 
 from .conftest import ANNOTATOR, OTHERS, STAFF, STUDY
@@ -48,6 +50,9 @@ STAFF_NOT_200 = {
     "admin:axes_accessattempt_add": (403, "written by django-axes only"),
     "admin:axes_accesslog_add": (403, "written by django-axes only"),
     "admin:axes_accessfailurelog_add": (403, "written by django-axes only"),
+    "admin:annotator_exclusion_add": (403, "staff exclude annotators on the quality page, with a reason"),
+    "admin:django_tasks_database_dbtaskresult_add": (403, "the job queue is written by the jobs themselves"),
+    "admin:django_tasks_database_dbtaskresult_delete": (403, "the job queue is written by the jobs themselves"),
     "admin:autocomplete": (403, "no admin uses autocomplete fields"),
     "admin:view_on_site": (404, "no model has a public page"),
     "admin (catch-all)": (404, "an admin URL that does not exist"),
@@ -144,6 +149,8 @@ def objects(study, django_user_model, monkeypatch, tmp_path):
         AccessAttempt: AccessAttempt.objects.create(**login, get_data="", post_data="", failures_since_start=1),
         AccessLog: AccessLog.objects.create(**login),
         AccessFailureLog: AccessFailureLog.objects.create(**login),
+        Exclusion: Exclusion.objects.create(testset=study, annotator=annotator, reason="a test"),
+        DBTaskResult: DBTaskResult.objects.get(pk=run_job.enqueue(0).id),
     }
 
 

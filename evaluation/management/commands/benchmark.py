@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from evaluation.benchmark_core import AUTO, DEFAULT_MIN_IMAGES
 from evaluation.metrics import MAJORITY, REFERENCES
 from evaluation.report import format_report_text, render_report_html
-from evaluation.services import BenchmarkError, no_model_message, run_benchmark
+from evaluation.services import BenchmarkError, check_margin, no_model_message, run_benchmark
 from ferml.inference import available_models
 
 
@@ -41,6 +41,9 @@ class Command(BaseCommand):
                             help="label set to score in: the test set's own scheme (the default), or a "
                                  "bin set its labels map into (an emotion study in bin3 or pos2: the "
                                  "votes are binned after they were cast)")
+        parser.add_argument("--margin", type=float, metavar="POINTS",
+                            help="non-inferiority margin in percentage points, chosen before the study: "
+                                 "adds a one-sided test that the model is not worse than people by more")
         parser.add_argument("--json", metavar="FILE", help="also write the result as JSON")
         parser.add_argument("--html", metavar="FILE",
                             help="also write a self-contained HTML report")
@@ -58,6 +61,7 @@ class Command(BaseCommand):
                 options["testset"], models, holdout=options["holdout"],
                 labels=options["labels"], seed=options["seed"],
                 reference=options["reference"], min_images=options["min_images"],
+                margin=check_margin(options["margin"]),
             )
         except BenchmarkError as err:
             raise CommandError(str(err)) from None

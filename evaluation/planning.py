@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import nct
+from scipy.stats import nct, norm
 from scipy.stats import t as student_t
 
 from .metrics import accuracy_jackknife
@@ -115,10 +115,17 @@ def power(c: Components, n_annotators: int, n_images: float, difference: float,
     df = min(test.df, 1e7)  # scipy's noncentral t wants a finite df; 1e7 is the normal
     if margin is not None:
         critical = student_t.ppf(1 - alpha, df)
-        return float(nct.sf(critical, df, (difference + margin) / test.se))
+        return _upper(critical, df, (difference + margin) / test.se)
     critical = student_t.ppf(1 - alpha / 2, df)
     ncp = difference / test.se
-    return float(nct.sf(critical, df, ncp) + nct.cdf(-critical, df, ncp))
+    return _upper(critical, df, ncp) + _upper(critical, df, -ncp)
+
+
+def _upper(critical: float, df: float, ncp: float) -> float:
+    """P(T > critical) for a noncentral t; far out, where scipy's series gives up (NaN), the
+    noncentral t is the normal shifted by ncp."""
+    value = float(nct.sf(critical, df, ncp))
+    return value if math.isfinite(value) else float(norm.sf(critical - ncp))
 
 
 def images_needed(c: Components, n_annotators: int, difference: float, target: float = DEFAULT_POWER,

@@ -12,7 +12,7 @@ from django.utils.functional import cached_property
 
 from ferml.labels import BIN3, CUSTOM_SCHEME, MAX_LABEL_LENGTH, SCHEMES, scheme_labels
 
-from .overlap import DECIDED, STOP_RULES, UNANIMOUS, OverlapRule
+from .overlap import DECIDED, UNANIMOUS, OverlapRule
 
 # The default scheme's labels (bin3: negative, neutral, positive); a test set's own are
 # ``TestSet.labels``.

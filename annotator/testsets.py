@@ -8,7 +8,7 @@ from django.db import transaction
 from ferml.labels import CUSTOM_SCHEME, LabelError, check_extra_answers, scheme_labels
 
 from .errors import InputError
-from .models import Lease, TestSet
+from .models import Exclusion, Lease, TestSet
 from .overlap import STOP_RULES, UNANIMOUS
 
 
@@ -156,10 +156,8 @@ def describe_design(testset: TestSet) -> str:
 # --- annotators left out of a test set's statistics ---------------------------------------
 
 
-def do_exclude(testset: TestSet, annotator, reason: str, by=None) -> "Exclusion":
+def do_exclude(testset: TestSet, annotator, reason: str, by=None) -> Exclusion:
     """Leave ``annotator`` out of ``testset``'s statistics, with the reason (recorded)."""
-    from .models import Exclusion
-
     reason = (reason or "").strip()
     if not reason:
         raise InputError(f"Say why {annotator.username} is excluded: the report lists the reason.")
@@ -171,11 +169,9 @@ def do_exclude(testset: TestSet, annotator, reason: str, by=None) -> "Exclusion"
         return Exclusion.objects.create(testset=testset, annotator=annotator, reason=reason, created_by=by)
 
 
-def do_include(testset: TestSet, annotator, by=None) -> "Exclusion":
+def do_include(testset: TestSet, annotator, by=None) -> Exclusion:
     """Count ``annotator``'s votes again; the lifted exclusion stays on record."""
     from django.utils import timezone
-
-    from .models import Exclusion
 
     with transaction.atomic():
         current = Exclusion.objects.select_for_update().filter(

@@ -369,7 +369,39 @@ def panel_splits(
     """Every annotator held out in turn (``holdout_split``), by sorted name."""
     frame = as_votes(votes, labels)
     names = sorted(frame["annotator"].unique(), key=str)
-    return {name: holdout_split(frame, labels, name, reference) for name in names}
+    if reference != MAJORITY:
+        return {name: holdout_split(frame, labels, name, reference) for name in names}
+    return _majority_splits(_code(frame, labels), list(labels), names)
+
+
+def _majority_splits(coded: _Coded, labels: list[str], names: list) -> dict[Hashable, HeldOut]:
+    """``holdout_split`` against the majority for every annotator at once: an annotator's
+    reference on an image is the image's counts less their own vote, so the votes are
+    counted once, not once per annotator (a crowd study of 40 annotators: 40 times fewer)."""
+    others = coded.counts[coded.image_idx].copy()
+    others[np.arange(len(others)), coded.label_idx] -= 1
+    top, has_majority = _unique_top(others)
+    voted = others.sum(axis=1) > 0
+    position = {name: j for j, name in enumerate(coded.annotators)}
+    order = np.lexsort((coded.image_idx, coded.annotator_idx))  # by annotator, then image (sorted)
+    starts = np.searchsorted(coded.annotator_idx[order], np.arange(len(coded.annotators)))
+    ends = np.append(starts[1:], len(order))
+    splits = {}
+    for name in names:
+        j = position[name]
+        rows = order[starts[j]:ends[j]]
+        images = coded.images[coded.image_idx[rows]]
+        ok, any_vote = has_majority[rows], voted[rows]
+        splits[name] = HeldOut(
+            annotator=name,
+            labels=labels,
+            images=list(images[ok]),
+            reference=[labels[t] for t in top[rows][ok]],
+            human=[labels[t] for t in coded.label_idx[rows][ok]],
+            tied=list(images[~ok & any_vote]),
+            unreferenced=list(images[~any_vote]),
+        )
+    return splits
 
 
 def _check_reference(reference: str) -> None:

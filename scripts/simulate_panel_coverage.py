@@ -73,148 +73,17 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from dataclasses import dataclass
 from multiprocessing import Pool
 
 import numpy as np
-import pandas as pd
 from scipy.stats import t as student_t
 from statsmodels.stats.proportion import proportion_confint
 
-from evaluation import metrics
-from evaluation.benchmark_core import panel_block
+from evaluation.simulation import Accuracy, Design, Replicate, panel_replicate, simulate_study
 
-LABELS = ["negative", "neutral", "positive"]
 DESIGNS = ("crowd", "crossed")
 VARIANTS = ("plain", "hard")
-MODEL = "model"
 NAN = float("nan")
-
-
-@dataclass(frozen=True)
-class Design:
-    """Who labels what: every annotator every image (crossed), or a random crowd."""
-
-    name: str
-    n_annotators: int
-    n_images: int
-    votes_per_image: int | None  # None: fully crossed
-
-
-@dataclass(frozen=True)
-class Accuracy:
-    """Accuracy distribution of the annotators, the model's accuracy and image difficulty."""
-
-    low: float = 0.70
-    high: float = 0.90
-    hard_share: float = 0.0
-    hard_drop: float = 0.3
-
-    def __post_init__(self):
-        # Every accuracy actually used, hard images included, must be a probability.
-        drop = self.hard_drop if self.hard_share > 0 else 0.0
-        if not (0.0 <= self.low - drop and self.low <= self.high <= 1.0):
-            raise ValueError(
-                f"accuracies [{self.low}, {self.high}] less a drop of {drop} leave [0, 1]"
-            )
-        if not 0.0 <= self.hard_share <= 1.0:
-            raise ValueError(f"the share of hard images must be in [0, 1], got {self.hard_share}")
-
-    @property
-    def model(self) -> float:
-        """The model's accuracy: the mean annotator accuracy, so the true difference is 0."""
-        return (self.low + self.high) / 2
-
-
-@dataclass(frozen=True)
-class Study:
-    """One simulated study: votes, truth and the model's answers."""
-
-    votes: pd.DataFrame  # columns image, annotator, label
-    truth: np.ndarray  # label index per image
-    hard: np.ndarray  # bool per image
-    annotator_accuracy: np.ndarray  # p_j per annotator (before any difficulty drop)
-    predictions: dict  # image -> label, the model's answers
-
-
-@dataclass(frozen=True)
-class Replicate:
-    """What the project's panel test said about one simulated study."""
-
-    difference: float
-    lo: float
-    hi: float
-    df: float
-    p_value: float
-
-    @property
-    def covers_zero(self) -> bool:
-        return self.lo <= 0.0 <= self.hi
-
-    @property
-    def width(self) -> float:
-        return self.hi - self.lo
-
-
-def assignment(rng: np.random.Generator, design: Design) -> tuple[np.ndarray, np.ndarray]:
-    """(image index, annotator index) per vote.
-
-    Crowd: for every image an independent random set of ``votes_per_image`` distinct
-    annotators (the first columns of a random permutation per row).
-    """
-    n_img, n_ann = design.n_images, design.n_annotators
-    if design.votes_per_image is None:
-        return np.repeat(np.arange(n_img), n_ann), np.tile(np.arange(n_ann), n_img)
-    if not 1 <= design.votes_per_image <= n_ann:
-        raise ValueError(
-            f"votes per image must be between 1 and {n_ann}, got {design.votes_per_image}"
-        )
-    chosen = np.argsort(rng.random((n_img, n_ann)), axis=1)[:, : design.votes_per_image]
-    return np.repeat(np.arange(n_img), design.votes_per_image), chosen.ravel()
-
-
-def noisy_answers(rng: np.random.Generator, truth: np.ndarray, accuracy: np.ndarray) -> np.ndarray:
-    """The true label with probability ``accuracy`` (elementwise), else another label
-    uniformly: adding 1..K-1 modulo K reaches each wrong label equally often."""
-    right = rng.random(truth.shape) < accuracy
-    wrong = (truth + rng.integers(1, len(LABELS), size=truth.shape)) % len(LABELS)
-    return np.where(right, truth, wrong)
-
-
-def simulate_study(rng: np.random.Generator, design: Design, accuracy: Accuracy) -> Study:
-    """Draw the truth, the difficulty, the annotators' accuracies, their votes and the model's."""
-    truth = rng.integers(0, len(LABELS), size=design.n_images)
-    hard = rng.random(design.n_images) < accuracy.hard_share
-    drop = np.where(hard, accuracy.hard_drop, 0.0)
-    p = rng.uniform(accuracy.low, accuracy.high, size=design.n_annotators)
-    image, annotator = assignment(rng, design)
-    answers = noisy_answers(rng, truth[image], p[annotator] - drop[image])
-    model = noisy_answers(rng, truth, accuracy.model - drop)
-    labels = np.array(LABELS, dtype=object)
-    votes = pd.DataFrame(
-        {
-            "image": image,
-            # Names sort in index order, as the project sorts annotators by str.
-            "annotator": [f"a{j:03d}" for j in annotator],
-            "label": labels[answers],
-        }
-    )
-    return Study(votes, truth, hard, p, dict(zip(range(design.n_images), labels[model])))
-
-
-def panel_replicate(study: Study, min_images: int = 20) -> Replicate:
-    """The project's own panel test on one study: ``panel_splits`` then ``panel_block``."""
-    splits = metrics.panel_splits(study.votes, LABELS)
-    block = panel_block(splits, {MODEL: study.predictions}, min_images=min_images)
-    entry = block["models"][0]
-    lo, hi = entry["ci95"]
-    return Replicate(
-        difference=entry["difference"],
-        lo=NAN if lo is None else lo,
-        hi=NAN if hi is None else hi,
-        df=NAN if entry["df"] is None else entry["df"],  # None: infinite or undefined
-        p_value=NAN if entry["p_value"] is None else entry["p_value"],
-    )
 
 
 def run_replicate(task: tuple[np.random.SeedSequence, Design, Accuracy, int]) -> Replicate:

@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from annotator.dashboard import pool_progress
 from annotator.importing import import_testset
-from annotator.models import Image, Lease, Vote
+from annotator.models import Image, Lease
 from annotator.testsets import check_label_scheme, check_overlap, do_set_overlap
 from annotator.voting import do_cast_vote, labelling_state, study_progress
 

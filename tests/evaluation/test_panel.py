@@ -302,3 +302,13 @@ def test_the_panel_of_all_public_test_faces(full_fer2013, full_ferplus):
     [model] = panel["models"]
     lo, hi = model["ci95"]
     assert lo < model["difference"] < hi and hi - lo < 0.1
+
+
+def test_every_split_of_the_panel_equals_holding_that_annotator_out_alone(votes):
+    """The panel counts the votes once for every annotator: the same splits as one at a time."""
+    rng = np.random.default_rng(3)
+    partial = votes[rng.random(len(votes)) < 0.7]  # partial overlap, and some images alone
+    splits = metrics.panel_splits(partial, BIN3)
+    assert len(splits) == partial["annotator"].nunique()
+    for name, split in splits.items():
+        assert split == metrics.holdout_split(partial, BIN3, name), name

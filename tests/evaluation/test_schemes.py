@@ -22,7 +22,7 @@ VOTES = {
 
 
 @pytest.fixture
-def emotions(tmp_path, fer_faces):
+def emotions(tmp_path, fer_faces):  # noqa: F811
     folder = tmp_path / "faces"
     write_faces(folder, fer_faces[:4], subfolders=False)
     for old, new in zip(sorted(p.name for p in folder.iterdir()), VOTES):

@@ -1,18 +1,12 @@
-"""The coverage simulation of the panel test (scripts/simulate_panel_coverage.py), on tiny designs."""
+"""Simulated studies (evaluation/simulation.py) and the coverage simulation of the panel test
+(scripts/simulate_panel_coverage.py), on tiny designs."""
 
 import math
 
 import numpy as np
 
-from scripts.simulate_panel_coverage import (
-    LABELS,
-    Accuracy,
-    Design,
-    panel_replicate,
-    run_design,
-    simulate_study,
-    summarise,
-)
+from evaluation.simulation import LABELS, Accuracy, Design, panel_replicate, simulate_study
+from scripts.simulate_panel_coverage import run_design, summarise
 
 TINY_CROWD = Design("crowd", n_annotators=8, n_images=60, votes_per_image=3)
 TINY_CROSSED = Design("crossed", n_annotators=4, n_images=60, votes_per_image=None)

@@ -11,6 +11,7 @@ class EvaluationConfig(AppConfig):
 
         add_section("evaluation/_dashboard_agreement.html", dashboard_agreement)
         jobs.register("benchmark", benchmark_job)
+        jobs.register("plan", plan_job)
 
 
 def dashboard_agreement(testset) -> dict:
@@ -26,5 +27,12 @@ def dashboard_agreement(testset) -> dict:
 def benchmark_job(job, progress) -> dict:
     """The staff report page's background job (``evaluation.reports``)."""
     from .reports import compute
+
+    return compute(job, progress)
+
+
+def plan_job(job, progress) -> dict:
+    """The study planner page's background job (``evaluation.plans``)."""
+    from .plans import compute
 
     return compute(job, progress)

@@ -86,3 +86,34 @@ class QualityForm(forms.Form):
         d, default = self.cleaned_data, Thresholds()
         return Thresholds(default.min_median_seconds if d.get("min_seconds") is None else d["min_seconds"],
                           default.max_label_share if d.get("max_share") is None else d["max_share"])
+
+
+class PlanForm(forms.Form):
+    """The study planner's choices, for a pilot study."""
+
+    model = forms.ChoiceField(label="Model the pilot compares")
+    difference = forms.FloatField(label="True difference to plan for (points)", required=False,
+                                  help_text="Empty: the pilot's own difference.")
+    margin = forms.FloatField(label="Non-inferiority margin (points)", required=False, min_value=0.01,
+                              max_value=99.99, help_text="Plan to show non-inferiority instead of a difference.")
+    alpha = forms.FloatField(label="Alpha", initial=0.05, min_value=0.001, max_value=0.5)
+    power = forms.FloatField(label="Power", initial=0.8, min_value=0.05, max_value=0.999)
+    annotators = forms.CharField(label="Numbers of annotators", initial="5, 10, 20, 40")
+
+    def __init__(self, *args, model_names: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["model"].choices = [(name, name) for name in model_names]
+
+    def clean_annotators(self) -> list[int]:
+        try:
+            numbers = sorted({int(x) for x in self.cleaned_data["annotators"].replace(",", " ").split()})
+        except ValueError:
+            raise forms.ValidationError("Give whole numbers, e.g. 5, 10, 20.") from None
+        if not numbers or numbers[0] < 2 or numbers[-1] > 1000 or len(numbers) > 8:
+            raise forms.ValidationError("Give one to eight numbers of annotators, each 2 to 1000.")
+        return numbers
+
+    def options(self) -> dict:
+        d = self.cleaned_data
+        return {"model": d["model"], "difference": d["difference"], "margin": d["margin"], "alpha": d["alpha"],
+                "power": d["power"], "annotators": d["annotators"], "labels": None, "min_images": 20}

@@ -157,3 +157,73 @@ def plan(c: Components, annotators: Sequence[int], difference: float, target: fl
     """For each number of annotators: the images needed, and the power with the pilot's images."""
     return [PlanRow(j, images_needed(c, j, difference, target, alpha, margin),
                     power(c, j, c.n_images, difference, alpha, margin)) for j in annotators]
+
+
+# --------------------------------------------------------------------------- without a pilot
+
+
+@dataclass(frozen=True)
+class Assumptions:
+    """A study stated in numbers instead of a pilot (``simulation.Accuracy`` draws it): the
+    annotators' accuracies against the truth spread evenly between ``low`` and ``high``, the
+    model's accuracy, and a share of hard images on which everyone drops by ``hard_drop``
+    (what makes the annotators' and the model's errors go together). The defaults resemble
+    the FER+ panel of this project's README: annotators 75 to 90 % (the held-out a07 82.8 %
+    against the others' majority), a model as good as their mean, one image in five hard."""
+
+    low: float = 0.75
+    high: float = 0.90
+    model_accuracy: float | None = None
+    hard_share: float = 0.2
+    hard_drop: float = 0.3
+
+    def accuracy(self):
+        from .simulation import Accuracy
+
+        return Accuracy(self.low, self.high, self.hard_share, self.hard_drop, self.model_accuracy)
+
+
+def assumed_components(assumptions: Assumptions, n_annotators: int = 10, n_images: int = 300,
+                       pilots: int = 100, seed: int = 0) -> Components:
+    """Components from simulated pilots of the stated study (fully crossed, ``n_annotators`` x
+    ``n_images``), averaged over ``pilots`` of them: the annotators' own variance is a
+    variance of few numbers per pilot, and a few pilots would leave it uncertain by a third."""
+    from .simulation import Design, panel_matrices_of, simulate_study
+
+    design = Design("pilot", n_annotators, n_images, None)
+    accuracy = assumptions.accuracy()
+    found = []
+    for sequence in np.random.SeedSequence(seed).spawn(pilots):
+        matrices = panel_matrices_of(simulate_study(np.random.default_rng(sequence), design, accuracy))
+        found.append(components(matrices.human_correct, matrices.model_correct["model"], matrices.paired))
+
+    def mean(name: str) -> float:
+        return float(np.mean([getattr(c, name) for c in found]))
+
+    # A model as good as the annotators' mean has a true difference of exactly 0 (see
+    # simulation.py); otherwise the pilots' mean difference against the others' majority.
+    difference = 0.0 if assumptions.model_accuracy is None else mean("difference")
+    return Components(var_reader=mean("var_reader"), var_error=mean("var_error"), cov2=mean("cov2"),
+                      n_images=mean("n_images"), n_annotators=n_annotators, difference=difference,
+                      human_accuracy=mean("human_accuracy"), model_accuracy=mean("model_accuracy"))
+
+
+def observed_power(assumptions: Assumptions, n_annotators: int, n_images: int, alpha: float = DEFAULT_ALPHA,
+                   margin: float | None = None, replicates: int = 400, seed: int = 0) -> tuple[float, int]:
+    """The share of simulated studies of this size whose panel test rejects (finds a
+    difference, or shows non-inferiority within ``margin``): the planner's check."""
+    from .metrics import noninferiority_panel, panel_test
+    from .simulation import Design, panel_matrices_of, simulate_study
+
+    design = Design("planned", n_annotators, n_images, None)
+    accuracy = assumptions.accuracy()
+    rejected = done = 0
+    for sequence in np.random.SeedSequence([seed, n_annotators, n_images]).spawn(replicates):
+        m = panel_matrices_of(simulate_study(np.random.default_rng(sequence), design, accuracy))
+        if m.paired.shape[0] < 2:
+            continue
+        test = panel_test(m.human_correct, m.model_correct["model"], m.paired)
+        p = noninferiority_panel(test, margin, alpha).p_value if margin is not None else test.p_value
+        done += 1
+        rejected += bool(p < alpha)
+    return (rejected / done if done else float("nan")), done

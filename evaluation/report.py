@@ -834,3 +834,73 @@ def confusion_shades(counts, labels: Sequence[str]) -> list[dict]:
             {"count": int(n), "percent": round(100 * n / total) if total else None,
              "shade": round(9 * n / total) if total else 0} for n in row]})
     return rows
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def plan_sentences(result: dict) -> list[str]:
+    """The planner page's question and its pilot, in words."""
+    c = result["components"]
+    question = (f"to show non-inferiority within {100 * result['margin']:g} points (one-sided at {result['alpha']:g})"
+                if result["margin"] is not None else f"to find a difference (two-sided at {result['alpha']:g})")
+    return [
+        f"For a true difference of {_signed_points_text(result['difference'])} points, {result['target']:.0%} power "
+        f"{question}, every annotator labelling every image:",
+        f"Pilot: annotators {100 * c['human_accuracy']:.1f} %, model {100 * c['model_accuracy']:.1f} % against the "
+        f"others' majority on {c['n_images']:.0f} images each ({c['n_annotators']} annotators); variance components: "
+        f"annotators {c['var_reader']:.3g}, error {c['var_error']:.3g}, covariance of two annotators {c['cov2']:.3g}.",
+    ]
+
+
+def plan_table(result: dict) -> dict:
+    """The planner page's table (``plans.compute``'s result) for its template."""
+    rows = [[str(r["n_annotators"]),
+             f"{r['images_needed']:,}" if r["images_needed"] is not None else "none is enough",
+             f"{r['power_at_pilot_images']:.0%}"] for r in result["rows"]]
+    header = ["annotators", "images needed", f"power with {result['components']['n_images']:.0f} images"]
+    return _table_context(header, rows, [True, True, True])
+
+
+def power_figure(result: dict) -> Figure:
+    """Power against the images each annotator labels, one line per number of annotators,
+    the target power dashed."""
+    figure = Figure(figsize=(6.4, 3.8))
+    ax = figure.subplots()
+    for k, (annotators, curve) in enumerate(result["curves"].items()):
+        ax.plot(result["curve_images"], [100 * p for p in curve], color=PANEL_MODEL_COLORS[k % len(PANEL_MODEL_COLORS)],
+                label=f"{annotators} annotators")
+    ax.axhline(100 * result["target"], color="black", linestyle="--", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("images each annotator labels")
+    ax.set_ylabel("power (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, frameon=False)
+    return figure
+
+
+def plan_lines(components, rows, difference: float, target: float, alpha: float, margin: float | None,
+               source: str) -> list[str]:
+    """The planner's answer as text: what it assumed, then images per number of annotators."""
+    c = components
+    question = (f"to show non-inferiority within {100 * margin:g} points (one-sided at {alpha:g})" if margin is not None
+                else f"to find a difference (two-sided at {alpha:g})")
+    lines = [
+        f"Planned from {source}: annotators {100 * c.human_accuracy:.1f} %, model {100 * c.model_accuracy:.1f} % "
+        f"against the others' majority on {c.n_images:.0f} images each ({c.n_annotators} annotators).",
+        f"Variance components per image set of that size: annotators {c.var_reader:.3g}, error {c.var_error:.3g}, "
+        f"covariance of two annotators {c.cov2:.3g} (Obuchowski-Rockette-Hillis; Hillis, Obuchowski and Berbaum 2011).",
+        f"For a true difference of {_signed_points_text(difference)} points, {target:.0%} power {question}, "
+        "every annotator labelling every image:",
+    ]
+    header, table = ["annotators", "images needed", f"power with {c.n_images:.0f} images"], []
+    for row in rows:
+        table.append([str(row.n_annotators),
+                      f"{row.images_needed:,}" if row.images_needed is not None else "none is enough",
+                      f"{row.power_at_pilot_images:.0%}"])
+    lines += _table(header, table, [True, True, True])
+    if any(row.images_needed is None for row in rows):
+        lines.append("'none is enough': the annotators differ too much among themselves; more annotators, "
+                     "not more images, give the power.")
+    return lines

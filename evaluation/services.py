@@ -513,3 +513,32 @@ def annotator_quality(testset: TestSet, thresholds: quality.Thresholds = quality
         [pk in excluded_ids for pk in user_ids], medians, control_votes, thresholds)
     return {"testset": testset.name, "labels": testset.labels, "answers": answers,
             "n_control_images": len(controls), "thresholds": vars(thresholds), "annotators": table}
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def pilot_components(testset: TestSet | str | None, model_name: str, labels: str | None = None,
+                     min_images: int = DEFAULT_MIN_IMAGES, progress: ProgressFn | None = None):
+    """The variance components (``planning.components``) of a stored study as a pilot: its
+    panel against the majority of the others, with one model run on every paired image."""
+    from . import planning
+    from .benchmark_core import panel_matrices, panel_scores
+
+    progress = progress or _no_progress
+    testset = get_testset(testset)
+    scoring = scoring_labels(testset, labels)
+    frame = testset_votes(testset, scoring)
+    if frame.empty:
+        raise BenchmarkError(f"Test set {testset.name!r} has no votes yet: a pilot needs votes.")
+    models = load_models([model_name], scoring)
+    _, splits = _hold_out(testset, frame, scoring.labels, ALL, metrics.MAJORITY)
+    needed = {image for split in splits.values() for image in split.images}
+    predictions = predict_images(testset, models, needed, scoring, progress)
+    included = [(split, human, by_model) for _, split, human, by_model in panel_scores(splits, predictions)
+                if split.n_images >= min_images]
+    if len(included) < 2:
+        raise BenchmarkError(f"Test set {testset.name!r} has {len(included)} annotator(s) with {min_images} or "
+                             "more paired images: a pilot needs two or more.")
+    matrices = panel_matrices(included, [models[0].name])
+    return planning.components(matrices.human_correct, matrices.model_correct[models[0].name], matrices.paired)

@@ -155,3 +155,14 @@ def panel_replicate(study: Study, min_images: int = 20) -> Replicate:
     )
 
 
+
+
+def panel_matrices_of(study: Study, min_images: int = 2):
+    """The project's panel of one study as matrices (``benchmark_core.panel_matrices``), with
+    every annotator who has ``min_images`` paired images."""
+    from .benchmark_core import panel_matrices, panel_scores
+
+    splits = metrics.panel_splits(study.votes, LABELS)
+    included = [(split, human, by_model) for _, split, human, by_model
+                in panel_scores(splits, {MODEL: study.predictions}) if split.n_images >= min_images]
+    return panel_matrices(included, [MODEL])

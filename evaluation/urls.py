@@ -9,4 +9,5 @@ urlpatterns = [
     path("<slug:testset>/report.json", views.report_json, name="report_json"),
     path("<slug:testset>/report.html", views.report_html, name="report_html"),
     path("<slug:testset>/quality/", views.quality_page, name="quality"),
+    path("<slug:testset>/plan/", views.plan_page, name="plan"),
 ]

@@ -21,8 +21,8 @@ from ferml.inference import available_models
 from annotator.forms import ExclusionForm
 from annotator.testsets import do_exclude, do_include
 
-from . import report, reports, services
-from .forms import BenchmarkForm, QualityForm
+from . import plans, report, reports, services
+from .forms import BenchmarkForm, PlanForm, QualityForm
 
 
 @require_GET
@@ -166,4 +166,28 @@ def quality_page(request, testset):
     return render(request, "evaluation/quality.html", {
         "testset": testset, "result": result, "header": header, "annotators": annotators, "form": form,
         "history": testset.exclusions.select_related("annotator", "created_by", "lifted_by")[:50],
+    }, status=400 if form.errors else 200)
+
+
+@require_GET
+@staff_required
+def plan_page(request, testset):
+    """The study planner with this test set as the pilot: images needed per number of
+    annotators, and power against images, computed in the background."""
+    testset = get_object_or_404(TestSet, name=testset)
+    model_names = available_models()
+    form = PlanForm(request.GET or None, model_names=model_names)
+    job = result = figure = None
+    if form.is_bound and form.is_valid():
+        job = plans.request_plan(testset, form.options(), request.user)
+        if job.active:
+            job = jobs.wait(job, settings.REPORT_WAIT_SECONDS)
+        if job.status == Job.Status.DONE:
+            result = job.result
+            figure = report.figure_to_data_uri(report.power_figure(result))
+    return render(request, "evaluation/plan.html", {
+        "testset": testset, "form": form, "job": job, "result": result, "figure": figure,
+        "error": without_server_paths(job.error) if job is not None and job.status == Job.Status.FAILED else None,
+        "table": report.plan_table(result) if result else None,
+        "sentences": report.plan_sentences(result) if result else None,
     }, status=400 if form.errors else 200)

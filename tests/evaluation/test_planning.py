@@ -112,3 +112,38 @@ def test_the_benchmark_reports_non_inferiority_in_the_json_and_in_words():
     first = text.splitlines()[1]
     assert first.startswith("m is ") and "the mean of 3 annotators" in first
     assert "within a margin of 5 points (one-sided p = " in first
+
+
+@pytest.mark.django_db
+def test_a_stored_study_as_the_pilot_on_the_command_line_and_the_page(study, staff_client, capsys):
+    from django.core.management import call_command
+
+    from evaluation import services
+
+    components = services.pilot_components("study", "bkmin")
+    assert components.n_annotators == 10 and components.var_error > 0
+    call_command("plan_study", "--pilot", "study", "--model", "bkmin", "--difference", "5", "--annotators", "5", "10")
+    out = capsys.readouterr().out
+    assert out.startswith("Planned from pilot study with bkmin: annotators ")
+    assert "For a true difference of +5.0 points, 80% power to find a difference (two-sided at 0.05)" in out
+    assert [line.split()[0] for line in out.splitlines()[-2:]] == ["5", "10"]
+    page = staff_client.get("/evaluation/study/plan/", {"model": "bkmin", "difference": "5", "alpha": "0.05",
+                                                        "power": "0.8", "annotators": "5, 10"})
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "For a true difference of +5.0 points, 80% power" in text and 'src="data:image/png;base64,' in text
+    assert page.context["result"]["rows"][0]["n_annotators"] == 5
+
+
+def test_the_planner_refuses_what_it_cannot_plan(capsys):
+    from django.core.management import CommandError, call_command
+
+    for args, message in [
+        (["--pilot", "nowhere"], "--pilot needs --model NAME"),
+        (["--annotators", "1"], "the panel test needs 2 annotators or more"),
+        (["--alpha", "5"], "--alpha and --power are shares"),
+        (["--annotator-accuracy", "0.2", "0.95"], "The stated accuracies are not usable"),
+        (["--margin", "0"], "The non-inferiority margin is in percentage points"),
+    ]:
+        with pytest.raises(CommandError, match=message):
+            call_command("plan_study", *args)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,7 @@ from ferml.inference import ModelNotFoundError, Predictor, train_hint
 from ferml.labels import LABEL_SETS, LabelError, binning_matrix, map_label, scheme_targets
 
 from . import metrics, quality
+from .predictions import PredictionFile, PredictionFileError, read_prediction_file
 from .benchmark_core import (
     ALL,
     AUTO,
@@ -125,11 +127,12 @@ def scoring_labels(testset: TestSet, label_set: str | None = None) -> ScoringLab
                          True, scheme)
 
 
-def testset_votes(testset: TestSet, label_set: str | ScoringLabels | None = None) -> pd.DataFrame:
+def testset_votes(testset: TestSet | str, label_set: str | ScoringLabels | None = None) -> pd.DataFrame:
     """The counted votes of ``testset`` (``Vote.objects.counted``: no control image, no
     excluded annotator) for a label of its scheme, as columns image (key), annotator
     (username), label; extra answers ("unsure", "not a face") are left out. In a bin set
     each vote is binned (for pos2: positive stays, the rest become non-positive)."""
+    testset = get_testset(testset)
     scoring = label_set if isinstance(label_set, ScoringLabels) else scoring_labels(testset, label_set)
     rows = (Vote.objects.counted(testset).filter(label__in=testset.labels).order_by()
             .values_list("image_id", "annotator_id", "label"))
@@ -326,6 +329,7 @@ def run_benchmark(
     min_images: int = DEFAULT_MIN_IMAGES,
     progress: ProgressFn | None = None,
     margin: float | None = None,
+    prediction_files: Sequence[tuple[str, str | Path]] = (),
 ) -> dict:
     """The human-vs-model benchmark of ``testset`` (the dict of ``build_benchmark_result``).
 
@@ -338,7 +342,9 @@ def run_benchmark(
     annotators there are. Each model's entry also names its checkpoint file and the label
     set it was trained on; 7- and 8-class models are binned retroactively. Raises
     BenchmarkError with a sentence for the user. ``progress(stage, done, total)`` hears
-    how far it is (the report page's background job shows it).
+    how far it is (the report page's background job shows it). ``prediction_files`` are
+    (name, csv path) pairs: models that ran elsewhere (``evaluation.predictions``), scored
+    beside the others.
     """
     progress = progress or _no_progress
     testset = get_testset(testset)
@@ -359,7 +365,9 @@ def run_benchmark(
     needed = set(choice.split.images)
     for split in (panel or {}).values():
         needed.update(split.images)
+    files = _read_prediction_files(testset, prediction_files, needed, scoring, [m.name for m in models])
     predictions = predict_images(testset, models, needed, scoring, progress)
+    predictions.update({f.name: f.labels for f in files})
     progress("scoring: agreement, intervals and tests")
     try:
         result = build_benchmark_result(
@@ -381,9 +389,35 @@ def run_benchmark(
     result["label_set"] = scoring.name
     result["testset"]["n_repeated_files"] = RepeatedFile.objects.filter(testset=testset).count()
     result["testset"].update(study_facts(testset, scoring))
-    for entry, model in zip(result["models"], models):
-        entry.update(model.description)
+    described = {m.name: m.description for m in models}
+    described.update({f.name: {"checkpoint": f.source, "architecture": "predictions from a file",
+                               "training_label_set": f"{f.kind}: {', '.join(f.classes)}"} for f in files})
+    for entry in result["models"]:
+        entry.update(described[entry["name"]])
     return result
+
+
+def _read_prediction_files(testset: TestSet, files: Sequence[tuple[str, str | Path]], needed: set[str],
+                           scoring: ScoringLabels, model_names: list[str]) -> list[PredictionFile]:
+    """Each prediction file checked whole against the test set and the images scored."""
+    if not files:
+        return []
+    known = set(Image.objects.filter(testset=testset, control_label="").values_list("key", flat=True))
+    read, taken = [], set(model_names)
+    for name, path in files:
+        if not name or name in taken:
+            raise BenchmarkError(f"Give each model a name of its own: {name!r} is {'empty' if not name else 'taken'}.")
+        taken.add(name)
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise BenchmarkError(f"{path} cannot be read: {exc.strerror}.") from None
+        try:
+            read.append(read_prediction_file(data, name, Path(path).name, known, needed, scoring.target,
+                                             scoring.labels))
+        except PredictionFileError as exc:
+            raise BenchmarkError(str(exc)) from None
+    return read
 
 
 def study_facts(testset: TestSet, scoring: ScoringLabels) -> dict:

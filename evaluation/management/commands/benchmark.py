@@ -41,6 +41,9 @@ class Command(BaseCommand):
                             help="label set to score in: the test set's own scheme (the default), or a "
                                  "bin set its labels map into (an emotion study in bin3 or pos2: the "
                                  "votes are binned after they were cast)")
+        parser.add_argument("--predictions", action="append", default=[], metavar="NAME=FILE.csv",
+                            help="a model that ran elsewhere: its answers per image key (image,label or image "
+                                 "and one probability column per class); repeat for several")
         parser.add_argument("--margin", type=float, metavar="POINTS",
                             help="non-inferiority margin in percentage points, chosen before the study: "
                                  "adds a one-sided test that the model is not worse than people by more")
@@ -51,8 +54,14 @@ class Command(BaseCommand):
                             help="seed of the bootstrap confidence intervals (default: 0)")
 
     def handle(self, *args, **options):
-        models = options["models"] or available_models()
-        if not models:
+        files = []
+        for given in options["predictions"]:
+            name, sep, path = given.partition("=")
+            if not sep or not name.strip() or not path.strip():
+                raise CommandError(f"--predictions {given!r}: write it as NAME=FILE.csv.")
+            files.append((name.strip(), path.strip()))
+        models = options["models"] or ([] if files else available_models())
+        if not models and not files:
             raise CommandError(
                 no_model_message() + "\nOr name a checkpoint file with --model PATH."
             )
@@ -61,7 +70,7 @@ class Command(BaseCommand):
                 options["testset"], models, holdout=options["holdout"],
                 labels=options["labels"], seed=options["seed"],
                 reference=options["reference"], min_images=options["min_images"],
-                margin=check_margin(options["margin"]),
+                margin=check_margin(options["margin"]), prediction_files=files,
             )
         except BenchmarkError as err:
             raise CommandError(str(err)) from None

@@ -26,6 +26,7 @@ from annotator.testsets import resolve_testset
 from ferml.checkpoint import CheckpointError
 from ferml.data import DataError, decode_image, to_model_array
 from ferml.inference import ModelNotFoundError, Predictor, train_hint
+from ferml.onnxmodel import OnnxModelError
 from ferml.labels import LABEL_SETS, LabelError, binning_matrix, map_label, scheme_targets
 
 from . import metrics, quality
@@ -245,7 +246,7 @@ def load_models(
             predictor = Predictor.from_name(name, device="cpu")
         except ModelNotFoundError as err:
             raise BenchmarkError(_sentence(str(err))) from None
-        except CheckpointError as err:
+        except (CheckpointError, OnnxModelError) as err:
             message = _sentence(str(err))
             raise BenchmarkError(f"Model {name!r} cannot be loaded: {message}") from None
         if predictor.label_set != target:

@@ -105,12 +105,15 @@ def _scoring_data(args, predictor):
 
 def cmd_export(args) -> int:
     """A checkpoint for use: no resume state, the chosen test-time augmentation, and
-    half-precision weights when no prediction on the given data changes."""
+    half-precision weights when no prediction on the given data changes; or, with
+    ``--onnx``, the model as ONNX with its metadata."""
     import numpy as np
 
     from .checkpoint import read_checkpoint, save_checkpoint
     from .inference import Predictor, resolve_model
 
+    if args.onnx:
+        return _export_onnx(args)
     source = resolve_model(args.model)
     checkpoint = read_checkpoint(source)
     full = Predictor(source, device=args.device, batch_size=args.batch_size, checkpoint=checkpoint)
@@ -142,6 +145,33 @@ def cmd_export(args) -> int:
             return 2
     out = save_checkpoint(exported, args.out)
     print(f"{out}: {out.stat().st_size / 2**20:.1f} MiB (was {source.stat().st_size / 2**20:.1f} MiB)")
+    return 0
+
+
+ONNX_TOLERANCE = 1e-4
+ONNX_CHECK_IMAGES = 512
+
+
+def _export_onnx(args) -> int:
+    """The checkpoint's whole prediction (preprocessing, test-time views, softmax) as one ONNX
+    graph, checked against PyTorch on the first images of --data."""
+    from .inference import Predictor
+    from .onnxmodel import export_onnx
+
+    if not str(args.out).endswith(".onnx"):
+        raise ValueError(f"{args.out}: an ONNX model is written to a file ending in .onnx")
+    predictor = Predictor.from_name(args.model, device="cpu", batch_size=args.batch_size, tta=args.tta)
+    data = _scoring_data(args, predictor)
+    check = data.images[:ONNX_CHECK_IMAGES]
+    result = export_onnx(predictor, args.out, check)
+    print(f"{args.out}: {predictor.name} as ONNX ({Path(args.out).stat().st_size / 2**20:.1f} MiB); on "
+          f"{len(check)} images of {args.data} its probabilities differ from PyTorch's by at most "
+          f"{result['max_difference']:.1e}")
+    if result["max_difference"] > ONNX_TOLERANCE:
+        print(f"error: more than {ONNX_TOLERANCE:g}: the ONNX model does not answer as the checkpoint does",
+              file=sys.stderr)
+        Path(args.out).unlink(missing_ok=True)
+        return 2
     return 0
 
 
@@ -320,6 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tta", choices=TTA_MODES, help="store this test-time augmentation (default: keep the checkpoint's)")
     p.add_argument("--float32-fallback", action="store_true", help="keep float32 weights if half precision changes a prediction")
     p.add_argument("--allow-changes", action="store_true", help="write half precision even if predictions change")
+    p.add_argument("--onnx", action="store_true",
+                   help="write OUT.onnx: the whole prediction (preprocessing, test-time views, softmax) as ONNX with "
+                        "its metadata, checked against PyTorch on --data")
     p.set_defaults(func=cmd_export, batch_size=256)
 
     p = sub.add_parser("ensemble", help="a checkpoint that averages the probabilities of trained models")

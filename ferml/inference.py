@@ -29,9 +29,14 @@ def train_hint(name: str) -> str:
     return f"python -m ferml train --model {name} --data fer2013.csv.gz --out {out}{hint}"
 
 
+MODEL_SUFFIXES = (".pt", ".onnx")
+
+
 def _checkpoints_in(folder: Path) -> set[str]:
-    # NAME.last.pt is the resume state that training writes beside NAME.pt, not a model
-    return {p.stem for p in folder.glob("*.pt") if not p.name.endswith(".last.pt")}
+    # NAME.last.pt is the resume state that training writes beside NAME.pt, not a model; an
+    # ONNX model goes by its file name (NAME.onnx), so it never hides a checkpoint's name
+    return ({p.stem for p in folder.glob("*.pt") if not p.name.endswith(".last.pt")}
+            | {p.name for p in folder.glob("*.onnx")})
 
 
 def available_models() -> list[str]:
@@ -44,14 +49,17 @@ def available_models() -> list[str]:
 
 
 def resolve_model(name_or_path) -> Path:
-    """A checkpoint file path: the path itself, else NAME.pt in $FERML_MODEL_DIR, else shipped."""
+    """A model file path: the path itself, else NAME.pt (or NAME.onnx, by its full name) in
+    $FERML_MODEL_DIR, else shipped."""
     candidate = Path(name_or_path)
-    if candidate.suffix == ".pt" or candidate.exists():
+    model_dir = os.environ.get("FERML_MODEL_DIR")
+    if candidate.suffix == ".onnx" and not candidate.exists() and model_dir and len(candidate.parts) == 1:
+        candidate = Path(model_dir) / candidate.name
+    if candidate.suffix in MODEL_SUFFIXES or candidate.exists():
         if candidate.is_file():
             return candidate
-        raise ModelNotFoundError(f"{candidate}: no such checkpoint file")
+        raise ModelNotFoundError(f"{candidate}: no such model file")
     places = []
-    model_dir = os.environ.get("FERML_MODEL_DIR")
     if model_dir:
         places.append(Path(model_dir) / f"{name_or_path}.pt")
     places.append(WEIGHTS_DIR / f"{name_or_path}.pt")
@@ -102,7 +110,14 @@ class Predictor:
 
     @classmethod
     def from_name(cls, name_or_path, **kwargs) -> "Predictor":
-        return cls(resolve_model(name_or_path), **kwargs)
+        """The model of that name or file: a checkpoint, or an ONNX model (``OnnxPredictor``,
+        which answers the same way)."""
+        path = resolve_model(name_or_path)
+        if path.suffix == ".onnx":
+            from .onnxmodel import OnnxPredictor
+
+            return OnnxPredictor(path, **kwargs)
+        return cls(path, **kwargs)
 
     def prepare_images(self, images) -> np.ndarray:
         """uint8 (N, C, S, S) from a list of (H, W) / (H, W, 3) uint8 arrays."""

@@ -26,14 +26,15 @@ def check_tta(mode: str) -> str:
     return mode
 
 
-def tta_views(x: torch.Tensor, mode: str) -> list[torch.Tensor]:
-    """The views of a preprocessed batch (N, C, S, S) that ``mode`` averages over."""
+def tta_views(x: torch.Tensor, mode: str, size: int | None = None) -> list[torch.Tensor]:
+    """The views of a preprocessed batch (N, C, S, S) that ``mode`` averages over; ``size``
+    is S where the batch's shape is not a plain number (a graph being traced for export)."""
     check_tta(mode)
     if mode == "none":
         return [x]
     if mode == "flip":
         return [x, x.flip(3)]
-    size = x.shape[-1]
+    size = x.shape[-1] if size is None else size
     big = size + max(2, round(size / 7))
     enlarged = F.interpolate(x, size=(big, big), mode="bilinear", align_corners=False)
     edge = big - size

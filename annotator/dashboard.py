@@ -134,6 +134,8 @@ class PoolProgress:
     votes_needed: int  # at least; adaptive overlap may ask for more on disagreement
     votes_saved: int  # below the maximum on images an adaptive rule stopped early
     adaptive: bool
+    stuck: int = 0  # open images every annotator so far has voted on: only new annotators can finish them
+    n_annotators: int = 0  # people who voted on the test set
 
 
 def pool_progress(testset: TestSet) -> PoolProgress:
@@ -158,6 +160,8 @@ def pool_progress(testset: TestSet) -> PoolProgress:
             n=Count("pk"), votes=Sum("n_votes"))
         saved = rule.maximum * stopped["n"] - (stopped["votes"] or 0)
     in_progress = figures["started"] + held
+    voters = Vote.objects.filter(testset=testset).order_by().values("annotator_id").distinct().count()
+    stuck = regular.filter(complete=False, n_votes__gte=voters).count() if voters else 0
     return PoolProgress(figures["n"], figures["n_complete"], in_progress,
                         figures["n"] - figures["n_complete"] - in_progress, figures["votes"] or 0,
-                        figures["needed"] or 0, saved, bool(rule and rule.adaptive))
+                        figures["needed"] or 0, saved, bool(rule and rule.adaptive), stuck, voters)

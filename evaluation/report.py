@@ -162,6 +162,9 @@ def study_lines(result: dict) -> list[str]:
     if testset.get("n_control_images"):
         lines.append(f"{testset['n_control_images']} control images ({testset.get('n_control_votes', 0)} votes) "
                      "are left out of every figure.")
+    for flagged in testset.get("flagged_annotators") or []:
+        lines.append(f"Flagged by the annotator quality checks, and counted here: {flagged['annotator']} "
+                     f"({'; '.join(flagged['flags'])}); staff may exclude them on the quality page.")
     for excluded in testset.get("excluded_annotators") or []:
         by = f" by {excluded['by']}" if excluded.get("by") else ""
         lines.append(f"Excluded: {excluded['annotator']} ({excluded['n_votes']} votes left out){by} on "
@@ -807,8 +810,8 @@ def summary_context(summary: dict) -> dict:
 
 def quality_rows(result: dict) -> tuple[list[str], list[list[str]]]:
     """The annotator quality table (``services.annotator_quality``) as text cells."""
-    header = ["annotator", "votes", "images", "median s", "agreement", "95 % CI", "kappa",
-              "top answer", "control", "95 % CI", "flags"]
+    header = ["annotator", "votes", "images", "median s", "agreement", "agreement 95 % CI", "kappa",
+              "top answer", "control", "control 95 % CI", "n flags"]
     rows = []
     for a in result["annotators"]:
         top = "n/a" if a["top_answer"] is None else f"{a['top_answer']} {_percent_text(a['top_answer_share'], 0)}"

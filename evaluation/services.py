@@ -382,7 +382,7 @@ def run_benchmark(
             reference=reference,
             panel=panel,
             min_images=min_images,
-            n_images_in_testset=Image.objects.filter(testset=testset).count(),
+            n_images_in_testset=Image.objects.filter(testset=testset, control_label="").count(),
             margin=margin,
         )
     except ValueError as err:
@@ -438,6 +438,10 @@ def study_facts(testset: TestSet, scoring: ScoringLabels) -> dict:
         "votes_per_image": testset.votes_per_image,
         "max_votes_per_image": testset.max_votes_per_image,
         "votes_saved": pool_progress(testset).votes_saved if testset.pooled else None,
+        "flagged_annotators": [
+            {"annotator": row["annotator"], "flags": row["flags"]}
+            for row in annotator_quality(testset)["annotators"] if row["flags"] and not row["excluded"]
+        ],
         "excluded_annotators": [
             {"annotator": e.annotator.username, "reason": e.reason,
              "by": e.created_by.username if e.created_by else None,

@@ -132,6 +132,8 @@ def test_adaptive_overlap_stops_unanimous_images_at_the_minimum(tmp_path, fer_fa
     progress = pool_progress(testset)
     assert (progress.complete, progress.in_progress, progress.untouched) == (1, 2, 1)
     assert (progress.votes, progress.votes_needed, progress.votes_saved) == (8, 1 + 1 + 2, 1)  # four: 2
+    # image two has the votes of all three who labelled so far: only a new annotator can finish it
+    assert (progress.stuck, progress.n_annotators) == (1, 3)
 
 
 def test_a_new_design_recounts_every_image(pool, crowd):

@@ -135,6 +135,7 @@ def _read_member(reference: dict, ensemble_path: Path) -> dict:
     member = read_checkpoint(found)
     if "members" in member:
         raise CheckpointError(f"{ensemble_path}: its member {found} is an ensemble itself")
+    member["file_sha256"] = reference["sha256"]  # in memory only: who the member is, by content
     return member
 
 

@@ -1,4 +1,4 @@
-"""``python -m ferml models | bench | train | score | export | ensemble | live``."""
+"""``python -m ferml models | bench | train | score | export | paths | ensemble | live``."""
 from __future__ import annotations
 
 import argparse
@@ -172,6 +172,43 @@ def _export_onnx(args) -> int:
               file=sys.stderr)
         Path(args.out).unlink(missing_ok=True)
         return 2
+    return 0
+
+
+def cmd_paths(args) -> int:
+    """Measure float32, bf16 (and ONNX Runtime) per network on --data and keep the fastest path
+    that changes at most 0.1 % of the predictions."""
+    import tempfile
+
+    from .inference import Predictor, resolve_model
+    from .paths import MAX_CHANGED, measure, networks, write_choices
+
+    rows, folders = {}, set()
+    print(f"{'network':<22}{'views':>6}{'fp32 img/s':>12}{'bf16 img/s':>12}{'bf16 changed':>14}"
+          f"{'ORT img/s':>11}{'ORT changed':>13}  path")
+    with tempfile.TemporaryDirectory() as scratch:
+        for name in args.model:
+            predictor = Predictor.from_name(name, device=args.device, batch_size=args.batch_size)
+            folders.add(resolve_model(name).parent)
+            data = _scoring_data(args, predictor)
+            for network in networks(predictor):
+                images = data.images if network.input_size == predictor.input_size else \
+                    _scoring_data(args, network).images
+                row = measure(network, images[:args.limit] if args.limit else images,
+                              Path(scratch) if args.onnx else None)
+                rows[network.key] = row
+                speed = row["images_per_second"]
+
+                def cell(value, pattern):
+                    return format(value, pattern) if value is not None else "-"
+                print(f"{row['model']:<22}{row['tta']:>6}{speed['fp32']:>12.1f}{cell(speed.get('bf16'), '>12.1f')}"
+                      f"{cell(row.get('changed_bf16'), '>14.4%')}{cell(speed.get('onnxruntime'), '>11.1f')}"
+                      f"{cell(row.get('changed_onnxruntime'), '>13.4%')}  {row['precision']}", flush=True)
+    print(f"bf16 is kept where it is faster and changes at most {MAX_CHANGED:.1%} of the predictions.")
+    if args.write:
+        if len(folders) != 1:
+            raise ValueError("--write: the models lie in several folders; measure each folder's on its own")
+        print(f"written to {write_choices(rows, folders.pop())}")
     return 0
 
 
@@ -354,6 +391,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write OUT.onnx: the whole prediction (preprocessing, test-time views, softmax) as ONNX with "
                         "its metadata, checked against PyTorch on --data")
     p.set_defaults(func=cmd_export, batch_size=256)
+
+    p = sub.add_parser("paths", parents=[data_opts],
+                       help="measure float32 against bf16 (and ONNX Runtime) per network and choose each one's path")
+    p.add_argument("model", nargs="+", help="model names or files")
+    p.add_argument("--split", help=f"train, val, test or {HOLDOUT} (default: every row)")
+    p.add_argument("--limit", type=int, help="only the first N images")
+    p.add_argument("--onnx", action="store_true", help="measure ONNX Runtime too")
+    p.add_argument("--write", action="store_true", help="write the choices to inference.json beside the models")
+    p.set_defaults(func=cmd_paths, batch_size=256)
 
     p = sub.add_parser("ensemble", help="a checkpoint that averages the probabilities of trained models")
     p.add_argument("members", nargs="+", help="model names or checkpoint files (input sizes may differ)")

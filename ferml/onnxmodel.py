@@ -23,11 +23,13 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .checkpoint import file_sha256
 from .labels import LABEL_SETS, binning_matrix, canonical
 from .preprocess import EPS, image_normalize
 from .tta import TTA_MODES, tta_views
@@ -83,9 +85,13 @@ def export_onnx(predictor, out: str | Path, check: np.ndarray) -> dict:
     pipeline = Pipeline(predictor).eval()
     example = torch.zeros(2, predictor.channels, predictor.input_size, predictor.input_size)
     images = torch.export.Dim("images", min=1)  # any batch size
-    with contextlib.redirect_stdout(io.StringIO()):  # the exporter's own progress lines
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # the exporter logs every operator library it does not find
+    with contextlib.redirect_stdout(io.StringIO()):  # and prints its own progress lines
         torch.onnx.export(pipeline, (example,), str(out), input_names=[INPUT], output_names=[OUTPUT],
                           dynamic_shapes={"x": {0: images}}, opset_version=18, dynamo=True, verbose=False)
+    quiet.setLevel(level)
     metadata = {
         "classes": list(predictor.classes), "label_set": predictor.label_set,
         "input_size": predictor.input_size, "channels": predictor.channels,
@@ -163,6 +169,8 @@ class OnnxPredictor:
         self.label_set = named or next((name for name, labels in LABEL_SETS.items() if labels == self.classes),
                                        "custom")
         self.name = self.path.stem
+        self.key = file_sha256(self.path)
+        self.precision = "onnxruntime"
         self.members = []
         self.checkpoint = {"model": {"name": meta.get("architecture") or "onnx"},
                            "labels": {"set": self.label_set, "classes": self.classes}, "tta": self.tta}
@@ -237,6 +245,9 @@ class OnnxPredictor:
                 total = total + scores
             out.append(total / len(views))
         probs = np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
+        return self.in_labels(probs, label_set)
+
+    def in_labels(self, probs: np.ndarray, label_set=None) -> np.ndarray:
         if label_set is None or label_set == self.label_set:
             return probs
         return probs @ binning_matrix(self.classes, label_set)

@@ -38,6 +38,7 @@ class BenchmarkForm(forms.Form):
         label="Bootstrap seed", min_value=0, required=False,
         help_text="Seed of the 95 % confidence intervals.",
     )
+    uploads = forms.MultipleChoiceField(required=False, widget=forms.MultipleHiddenInput)
     margin = forms.FloatField(
         label="Non-inferiority margin (points)", required=False, min_value=0.01, max_value=99.99,
         help_text="Chosen before the study: adds a one-sided test that the model is not worse than "
@@ -53,6 +54,9 @@ class BenchmarkForm(forms.Form):
             (ALL, "all: every annotator in turn (the panel)"),
         ] + [(name, name) for name in annotators]
         self.fields["models"].choices = [(name, name) for name in model_names]
+        # models uploaded for this report: any kept file may be named (uploads.as_models checks it)
+        self.fields["uploads"].choices = [(value, value) for value in self.data.getlist("uploads")] \
+            if hasattr(self.data, "getlist") else []
 
     def clean_reference(self) -> str:
         return self.cleaned_data["reference"] or MAJORITY
@@ -117,3 +121,11 @@ class PlanForm(forms.Form):
         d = self.cleaned_data
         return {"model": d["model"], "difference": d["difference"], "margin": d["margin"], "alpha": d["alpha"],
                 "power": d["power"], "annotators": d["annotators"], "labels": None, "min_images": 20}
+
+
+class ModelUploadForm(forms.Form):
+    """A model brought to one report: an ONNX file or a prediction csv."""
+
+    file = forms.FileField(label="ONNX model (.onnx) or prediction file (.csv)")
+    name = forms.CharField(label="Its name in the report", max_length=60)
+    metadata = forms.FileField(label="Metadata JSON (for an ONNX model whose file holds none)", required=False)

@@ -18,7 +18,7 @@ from annotator import jobs
 from annotator.errors import InputError
 from annotator.models import Job, TestSet, Vote
 
-from . import services
+from . import services, uploads
 
 KIND = "benchmark"
 QUICK_SECONDS = 10
@@ -34,6 +34,8 @@ def report_options(choice: dict) -> dict:
     }
     if choice.get("margin") is not None:  # kept out otherwise: earlier reports keep their key
         options["margin"] = choice["margin"]
+    if choice.get("uploads"):
+        options["uploads"] = sorted(choice["uploads"])
     return options
 
 
@@ -56,11 +58,12 @@ def compute(job: Job, progress) -> dict:
     saw. A request the benchmark cannot serve ends the job with its sentence."""
     options = job.options
     data = data_signature(job.testset)
+    uploaded, files = uploads.as_models(options.get("uploads", []))
     try:
         report = services.run_benchmark(
-            job.testset, options["models"], holdout=options["holdout"], labels=options["labels"],
+            job.testset, options["models"] + uploaded, holdout=options["holdout"], labels=options["labels"],
             seed=options["seed"], reference=options["reference"], min_images=options["min_images"],
-            progress=progress, margin=services.check_margin(options.get("margin")),
+            progress=progress, margin=services.check_margin(options.get("margin")), prediction_files=files,
         )
     except services.BenchmarkError as err:
         raise InputError(str(err)) from None

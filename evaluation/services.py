@@ -30,6 +30,7 @@ from ferml.onnxmodel import OnnxModelError
 from ferml.labels import LABEL_SETS, LabelError, binning_matrix, map_label, scheme_targets
 
 from . import metrics, quality
+from .models import StoredPrediction
 from .predictions import PredictionFile, PredictionFileError, read_prediction_file
 from .benchmark_core import (
     ALL,
@@ -242,8 +243,9 @@ def load_models(
     labels, target = scoring.labels, scoring.target
     loaded = []
     for name in dict.fromkeys(model_names):  # a name given twice runs once
+        name, source = _named(name)
         try:
-            predictor = Predictor.from_name(name, device="cpu")
+            predictor = Predictor.from_name(source, device="cpu")
         except ModelNotFoundError as err:
             raise BenchmarkError(_sentence(str(err))) from None
         except (CheckpointError, OnnxModelError) as err:
@@ -262,16 +264,27 @@ def load_models(
     return loaded
 
 
+def _named(entry: str) -> tuple[str, str]:
+    """(the name a report gives it, the model name or file) of ``NAME=FILE`` or a plain entry."""
+    name, sep, source = str(entry).partition("=")
+    if sep and name.strip() and source.strip() and not Path(entry).exists():
+        return name.strip(), source.strip()
+    return str(entry), str(entry)
+
+
 def predict_images(
     testset: TestSet, models: Sequence[LoadedModel], keys: Iterable[str], label_set: str | ScoringLabels,
     progress: ProgressFn | None = None,
 ) -> dict[str, dict[str, str]]:
     """Each model's label (in ``label_set``) for the images of ``testset`` with these keys.
 
-    Every image is decoded once per input format (size, channels) and shrunk to the
-    model's input at once, so memory stays small even for large photographs; each
-    model then runs over all images in batches. ``progress(stage, done, total)``, when
-    given, hears how far the reading and each model are.
+    Each network (a model, or each member of an ensemble) takes its probabilities from the
+    prediction store (``StoredPrediction``) and computes only the images it has none for,
+    storing them: a second report of the same study runs no network and reads no image.
+    The images to compute are decoded once per input format (size, channels) and shrunk to
+    the network's input at once, so memory stays small even for large photographs.
+    ``progress(stage, done, total)``, when given, hears how far the reading and each
+    network are.
     """
     progress = progress or _no_progress
     scoring = _scoring(label_set)
@@ -279,23 +292,73 @@ def predict_images(
     wanted = set(keys)
     # filtered here, not with key__in: thousands of keys would overflow SQLite's parameter limit
     images = [i for i in Image.objects.filter(testset=testset).order_by("key") if i.key in wanted]
-    image_keys = [image.key for image in images]
     prepared: dict[tuple[int, int], np.ndarray] = {}
     predictions = {}
     for model in models:
         predictor = model.predictor
-        spec = (predictor.input_size, predictor.channels)
-        if spec not in prepared:
-            prepared[spec] = _model_arrays(images, *spec, progress)
-        arrays, parts = prepared[spec], []
-        for start in range(0, len(arrays), PREDICT_CHUNK):
-            progress(f"model {model.name}: images", start, len(arrays))
-            parts.append(predictor.predict_proba_arrays(arrays[start:start + PREDICT_CHUNK], target))
-        probabilities = np.concatenate(parts) if parts else np.zeros((0, len(labels)))
-        predictions[model.name] = {
-            key: labels[i] for key, i in zip(image_keys, probabilities.argmax(axis=1))
-        }
+        networks = predictor.members or [predictor]
+        probs = [_network_probabilities(model.name, network, images, prepared, progress) for network in networks]
+        combined = predictor.combine(probs, target) if predictor.members else predictor.in_labels(probs[0], target)
+        predictions[model.name] = {image.key: labels[i] for image, i in zip(images, combined.argmax(axis=1))}
     return predictions
+
+
+def _network_probabilities(name: str, network, images: Sequence[Image], prepared: dict,
+                           progress: ProgressFn) -> np.ndarray:
+    """One network's probabilities over its own classes on ``images``: stored ones read,
+    the others computed (in chunks, with progress) and stored."""
+    path = f"{network.tta}/{network.precision}"
+    stored = stored_probabilities(network.key, path, [image.sha256 for image in images])
+    missing = [i for i, image in enumerate(images) if image.sha256 not in stored]
+    computed = {}
+    if missing:
+        spec = (network.input_size, network.channels)
+        if spec not in prepared:
+            prepared[spec] = {}
+        cache = prepared[spec]
+        todo = [images[i] for i in missing if images[i].pk not in cache]
+        if todo:
+            for image, array in zip(todo, _model_arrays(todo, *spec, progress)):
+                cache[image.pk] = array
+        arrays = np.stack([cache[images[i].pk] for i in missing])
+        parts = []
+        for start in range(0, len(arrays), PREDICT_CHUNK):
+            progress(f"model {name}: images", start, len(arrays))
+            parts.append(network.predict_proba_arrays(arrays[start:start + PREDICT_CHUNK]))
+        new = np.concatenate(parts).astype(np.float32)
+        computed = {images[i].sha256: row for i, row in zip(missing, new)}
+        store_probabilities(network.key, path, computed, name)
+    width = len(network.classes)
+    return np.array([stored.get(image.sha256, computed.get(image.sha256)) for image in images],
+                    dtype=np.float32).reshape(len(images), width)
+
+
+_STORE_CHUNK = 2000
+
+
+def stored_probabilities(network: str, path: str, shas: Sequence[str]) -> dict[str, np.ndarray]:
+    """The store's probabilities of ``network`` on these images (by content hash)."""
+    found = {}
+    unique = sorted(set(shas))
+    for start in range(0, len(unique), _STORE_CHUNK):
+        rows = StoredPrediction.objects.filter(network=network, path=path,
+                                               image_sha256__in=unique[start:start + _STORE_CHUNK])
+        for sha, data in rows.values_list("image_sha256", "probabilities"):
+            found[sha] = np.frombuffer(bytes(data), dtype=np.float32)
+    return found
+
+
+def store_probabilities(network: str, path: str, rows: dict[str, np.ndarray], name: str = "") -> None:
+    StoredPrediction.objects.bulk_create(
+        [StoredPrediction(network=network, path=path, image_sha256=sha, model_name=name[:200],
+                          probabilities=np.asarray(p, dtype=np.float32).tobytes()) for sha, p in rows.items()],
+        batch_size=_STORE_CHUNK, ignore_conflicts=True)
+
+
+def clear_prediction_store() -> int:
+    """Forget every stored prediction (they are computed again when next needed)."""
+    deleted, _ = StoredPrediction.objects.all().delete()
+    return deleted
 
 
 def _model_arrays(images: Sequence[Image], size: int, channels: int,

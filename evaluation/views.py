@@ -21,15 +21,25 @@ from ferml.inference import available_models
 from annotator.forms import ExclusionForm
 from annotator.testsets import do_exclude, do_include
 
-from . import plans, report, reports, services
-from .forms import BenchmarkForm, PlanForm, QualityForm
+from . import plans, report, reports, services, uploads
+from .forms import BenchmarkForm, ModelUploadForm, PlanForm, QualityForm
+from .models import StoredPrediction
 
 
 @require_GET
 @staff_required
 def index(request):
     rows = [(t, services.agreement_summary(t)) for t in TestSet.objects.order_by("name")]
-    return render(request, "evaluation/index.html", {"rows": rows})
+    return render(request, "evaluation/index.html", {"rows": rows, "stored": StoredPrediction.objects.count()})
+
+
+@staff_required
+@require_http_methods(["POST"])
+def clear_predictions(request):
+    """Forget the stored predictions: every report computes its models' anew."""
+    messages.success(request, f"{services.clear_prediction_store():,} stored prediction(s) removed; reports "
+                              "compute them again when they need them.")
+    return redirect("evaluation:index")
 
 
 @require_http_methods(["GET", "POST"])
@@ -38,13 +48,15 @@ def report_page(request, testset):
     """GET shows the report for the choices in the query string; POST ("Compute again")
     computes it anew from the current votes."""
     testset = get_object_or_404(TestSet, name=testset)
+    if request.method == "POST" and "file" in request.FILES:
+        return _upload_model(request, testset)
     again = request.method == "POST"
     form, job = _report_job(request, testset, again=again)
     query = _choices(request).urlencode()
     if again and job is not None:
         return redirect(f"{request.path}?{query}{'&' if query else ''}job={job.pk}")
     context = {"testset": testset, "form": form, "error": None, "result": None, "job": job,
-               "query": query, "no_model_message": None, "outdated": False}
+               "query": query, "no_model_message": None, "outdated": False, "upload_form": ModelUploadForm()}
     if not form.fields["models"].choices:
         context["no_model_message"] = services.no_model_message()
     if job is not None and job.status == Job.Status.FAILED:
@@ -54,6 +66,29 @@ def report_page(request, testset):
         context["outdated"] = reports.is_outdated(job)
         context.update(report.page_context(context["result"]))
     return render(request, "evaluation/report.html", context, status=400 if form.errors else 200)
+
+
+def _upload_model(request, testset):
+    """Keep an uploaded model and show the report with it among the choices."""
+    upload_form = ModelUploadForm(request.POST, request.FILES)
+    choices = _choices(request)
+    if upload_form.is_valid():
+        try:
+            entry = uploads.save_upload(upload_form.cleaned_data["file"], upload_form.cleaned_data["name"],
+                                        upload_form.cleaned_data["metadata"])
+        except InputError as exc:
+            messages.error(request, str(exc))
+        else:
+            choices.appendlist("uploads", entry)
+            messages.success(request, f"{upload_form.cleaned_data['name']} is a model of this report.")
+    else:
+        messages.error(request, "Choose a file (.onnx or .csv) and give it a name.")
+    if not choices.get("holdout"):  # a first visit: the defaults, with the upload
+        defaults = BenchmarkForm.default_data(available_models(), services.scoring_choices(testset)[0])
+        for key, value in defaults.items():
+            if key not in choices:
+                choices.setlist(key, value if isinstance(value, list) else [value])
+    return redirect(f"{request.path}?{choices.urlencode()}")
 
 
 @require_GET

@@ -66,7 +66,8 @@ def cmd_train(args) -> int:
         seed=args.seed, out=args.out, resume=args.resume,
         init=args.init, channels=args.channels, dropout=args.dropout, val_data=args.val_data,
         val_fraction=args.val_fraction, limit=args.limit, skip_bad=args.skip_bad, ferplus=args.ferplus,
-        ferplus_mode=args.ferplus_mode, display_name=args.name, half=args.half, progress=not args.no_progress,
+        ferplus_mode=args.ferplus_mode, display_name=args.name, half=args.half,
+        progress=not args.no_progress and sys.stderr.isatty(),  # a log file gets the epoch lines only
         time_limit=args.time_limit, swa_start=args.swa, swa_lr=args.swa_lr,
         teacher=args.teacher, teacher_weight=args.teacher_weight,
     )
@@ -365,7 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", help="start from this checkpoint's weights (fine-tuning)")
     p.add_argument("--name", help="name recorded in the checkpoint (default: the file name)")
     p.add_argument("--half", action="store_true", help="store the best checkpoint's weights in half precision")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (there is none anyway when the output is not a terminal)")
     p.add_argument("--time-limit", type=float, metavar="MIN",
                    help="stop (keeping the best checkpoint) before an epoch that would end past MIN minutes")
     p.set_defaults(func=cmd_train, labels="fer7")

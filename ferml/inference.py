@@ -58,7 +58,8 @@ def resolve_model(name_or_path) -> Path:
     if candidate.suffix in MODEL_SUFFIXES or candidate.exists():
         if candidate.is_file():
             return candidate
-        raise ModelNotFoundError(f"{candidate}: no such model file")
+        kind = "ONNX model" if candidate.suffix == ".onnx" else "checkpoint"
+        raise ModelNotFoundError(f"{candidate}: no such {kind} file")
     places = []
     if model_dir:
         places.append(Path(model_dir) / f"{name_or_path}.pt")

@@ -58,7 +58,7 @@ def tiny_graph(path, size: int = 8, channels: int = 1):
             m = x.mean(dim=(1, 2, 3)).unsqueeze(1)
             return torch.cat([-m, torch.zeros_like(m), m], 1)
     with contextlib.redirect_stdout(io.StringIO()):
-        torch.onnx.export(Bright(), (torch.zeros(2, channels, size, size),), str(path), input_names=["x"],
+        torch.onnx.export(Bright().eval(), (torch.zeros(2, channels, size, size),), str(path), input_names=["x"],
                           output_names=["y"], dynamic_shapes={"x": {0: torch.export.Dim("n", min=1)}},
                           opset_version=18, dynamo=True, verbose=False)
     return path

@@ -39,7 +39,7 @@ ANNOTATOR_ALLOWED = {"home", "annotator:label", "annotator:vote", "annotator:und
 # Open to everybody: the login pages and logout.
 PUBLIC = {"login", "logout", "admin:login", "admin:logout"}
 # Views that answer POST only; a GET from someone allowed in is 405.
-POST_ONLY = {"annotator:vote", "annotator:undo", "logout", "admin:logout"}
+POST_ONLY = {"annotator:vote", "annotator:undo", "logout", "admin:logout", "evaluation:clear_predictions"}
 # Where staff do not get 200, and why (anything else for staff must be 200).
 STAFF_NOT_200 = {
     "home": (302, "staff land on the dashboard"),

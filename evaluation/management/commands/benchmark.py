@@ -10,6 +10,32 @@ from evaluation.services import BenchmarkError, check_margin, no_model_message, 
 from ferml.inference import available_models
 
 
+class TerminalProgress:
+    """The benchmark's progress as bars on a terminal: one per stage that counts (each
+    model's images with their rate), a line for the others."""
+
+    def __init__(self, out):
+        self.out, self.bar, self.stage = out, None, None
+
+    def __call__(self, stage: str, done: int = 0, total: int | None = None) -> None:
+        from tqdm import tqdm
+
+        if stage != self.stage:
+            self.close()
+            self.stage = stage
+            if total:
+                self.bar = tqdm(total=total, desc=stage, unit="img", file=self.out, leave=False)
+            else:
+                self.out.write(f"{stage}...\n")
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
 class Command(BaseCommand):
     help = (
         "Hold one annotator out (or, with --holdout all, every annotator in turn), score "
@@ -20,8 +46,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument(
             "--model", action="append", dest="models", metavar="NAME",
-            help="model name (NAME.pt in $FERML_MODEL_DIR or the shipped weights) or a "
-                 "checkpoint path; repeat for several (default: every shipped model)",
+            help="model name (NAME.pt in $FERML_MODEL_DIR or the shipped weights), a checkpoint or "
+                 "ONNX file, or NAME=FILE to give a file a name in the report; repeat for several "
+                 "(default: every shipped model)",
         )
         parser.add_argument("--testset", metavar="NAME",
                             help="test set name (needed when there are several)")
@@ -65,15 +92,22 @@ class Command(BaseCommand):
             raise CommandError(
                 no_model_message() + "\nOr name a checkpoint file with --model PATH."
             )
+        # the stream under Django's wrapper: the bars rewrite their line, which the wrapper's
+        # added line ends would break
+        terminal = getattr(self.stderr, "_out", self.stderr)
+        bars = TerminalProgress(terminal) if terminal.isatty() else None
         try:
             result = run_benchmark(
                 options["testset"], models, holdout=options["holdout"],
                 labels=options["labels"], seed=options["seed"],
                 reference=options["reference"], min_images=options["min_images"],
-                margin=check_margin(options["margin"]), prediction_files=files,
+                margin=check_margin(options["margin"]), prediction_files=files, progress=bars,
             )
         except BenchmarkError as err:
             raise CommandError(str(err)) from None
+        finally:
+            if bars is not None:
+                bars.close()
         self.stdout.write(format_report_text(result), ending="")
         if options["json"]:
             text = json.dumps(result, indent=2, allow_nan=False) + "\n"

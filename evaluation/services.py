@@ -324,7 +324,10 @@ def _network_probabilities(name: str, network, images: Sequence[Image], prepared
         parts = []
         for start in range(0, len(arrays), PREDICT_CHUNK):
             progress(f"model {name}: images", start, len(arrays))
-            parts.append(network.predict_proba_arrays(arrays[start:start + PREDICT_CHUNK]))
+            try:  # the network is built on first use (nothing is built when all is stored)
+                parts.append(network.predict_proba_arrays(arrays[start:start + PREDICT_CHUNK]))
+            except CheckpointError as err:
+                raise BenchmarkError(f"Model {name!r} cannot be loaded: {_sentence(str(err))}") from None
         new = np.concatenate(parts).astype(np.float32)
         computed = {images[i].sha256: row for i, row in zip(missing, new)}
         store_probabilities(network.key, path, computed, name)

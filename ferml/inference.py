@@ -131,17 +131,28 @@ class Predictor:
         self.members = [Predictor(self.path, device, batch_size, tta, member,
                                   member.get("file_sha256") or f"{self.key}#{i}")
                         for i, member in enumerate(self.checkpoint.get("members", []))]
+        self._model = None
         if self.members:
-            self.model = None
             self.preprocessor = max(self.members, key=lambda m: m.input_size).preprocessor
         else:
-            self.model = (build_model(self.checkpoint, self.path).eval()
-                          .to(self.device, memory_format=torch.channels_last))
             self.preprocessor = Preprocessor.from_dict(self.checkpoint["preprocess"])
         self.input_size = self.preprocessor.input_size
         self.channels = self.preprocessor.channels
         self.tta = check_tta(tta or self.checkpoint.get("tta", "none"))
-        self.precision = chosen_precision(self.key, self.device) if self.model is not None else "fp32"
+        self.precision = "fp32" if self.members else chosen_precision(self.key, self.device)
+
+    @property
+    def model(self) -> torch.nn.Module | None:
+        """The network, built on first use: a report whose predictions are all stored never
+        builds it. None for an ensemble (its members have theirs)."""
+        if self._model is None and not self.members:
+            self._model = (build_model(self.checkpoint, self.path).eval()
+                           .to(self.device, memory_format=torch.channels_last))
+        return self._model
+
+    @model.setter
+    def model(self, network: torch.nn.Module) -> None:
+        self._model = network
 
     @classmethod
     def from_name(cls, name_or_path, **kwargs) -> "Predictor":

@@ -122,3 +122,42 @@ def test_a_crowd_study_from_creation_to_the_report(browser, live_server, crowd, 
     staff.shot("3-report")
     staff.context.close()
     assert staff.errors == []
+
+
+def test_staff_bring_a_prediction_file_and_see_the_forest_plot(browser, live_server, crowd, tmp_path):  # noqa: F811
+    """A model that ran elsewhere, uploaded on the report page as a prediction file, compared
+    with every annotator in turn: the headline sentence and the forest plot in Chromium."""
+    from playwright.sync_api import expect
+
+    from annotator.importing import import_testset
+    from annotator.voting import do_cast_vote
+
+    testset = import_testset(tmp_path / "faces", name="panel").testset
+    users = get_user_model()
+    people = [users.objects.get(username=name) for name in PEOPLE]
+    images = list(testset.images.order_by("key"))
+    for n, image in enumerate(images):
+        for k, person in enumerate(people):
+            do_cast_vote(person, image, ["negative", "neutral", "positive"][(n + (k == 2 and n % 3 == 0)) % 3])
+    predictions = tmp_path / "elsewhere.csv"
+    predictions.write_text("image,label\n" + "".join(
+        f"{image.key},{['negative', 'neutral', 'positive'][n % 3]}\n" for n, image in enumerate(images)))
+
+    staff = Page(browser, live_server.url, "forest")
+    page = staff.page
+    staff.log_in("boss", "pw-boss-browser")
+    page.goto("/evaluation/panel/?holdout=all&reference=majority&min_images=2&labels=bin3&seed=0&margin=10")
+    page.locator("details.upload-model summary").click()
+    form = page.locator("form.upload-model")
+    form.locator("#id_file").set_input_files(str(predictions))
+    form.locator("#id_name").fill("elsewhere")
+    form.get_by_role("button", name="Add to the report").click()
+    expect(page.locator("p.headline").first).to_contain_text("elsewhere is ")
+    expect(page.locator("p.headline").first).to_contain_text("the mean of 3 annotators")
+    expect(page.locator("p.headline").first).to_contain_text("within a margin of 10 points")
+    forest = page.locator("img[alt^='forest plot']")
+    expect(forest).to_be_visible()
+    assert forest.evaluate("img => img.naturalWidth") > 200  # a drawn figure, not a broken image
+    staff.shot("report-with-forest-plot")
+    staff.context.close()
+    assert staff.errors == []

@@ -17,6 +17,16 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
+def own_models(model_dir, tmp_path, monkeypatch):
+    """A model folder of this test's own (the shared one stays as it is): bkmin.pt."""
+    folder = tmp_path / "own-models"
+    folder.mkdir()
+    shutil.copy(model_dir / "bkmin.pt", folder / "bkmin.pt")
+    monkeypatch.setenv("FERML_MODEL_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture
 def network_runs(monkeypatch):
     """How many images each call of a network's forward pass saw."""
     runs = []
@@ -45,21 +55,21 @@ def test_a_second_report_runs_no_network(study, network_runs):
     assert services.run_benchmark("study", ["bkmin"], holdout="a03") == first
 
 
-def test_a_model_file_replaced_under_its_name_is_computed_anew(study, model_dir, network_runs):
+def test_a_model_file_replaced_under_its_name_is_computed_anew(study, own_models, network_runs):
     services.run_benchmark("study", ["bkmin"], holdout="a03")
     network_runs.clear()
-    checkpoint = torch.load(model_dir / "bkmin.pt", weights_only=True)
+    checkpoint = torch.load(own_models / "bkmin.pt", weights_only=True)
     checkpoint["metrics"] = {"retrained": True}  # another file's content, the same name
-    torch.save(checkpoint, model_dir / "bkmin.pt")
+    torch.save(checkpoint, own_models / "bkmin.pt")
     services.run_benchmark("study", ["bkmin"], holdout="a03")
     assert network_runs and network_runs[0][0] == "bkmin"
 
 
-def test_an_ensemble_takes_its_members_from_the_store(study, model_dir, network_runs, tmp_path):
+def test_an_ensemble_takes_its_members_from_the_store(study, own_models, network_runs):
     from ferml.cli import main as ferml_main
 
-    shutil.copy(model_dir / "bkmin.pt", model_dir / "bkmin_twin.pt")
-    assert ferml_main(["ensemble", "bkmin", "bkmin_twin", "--by-reference", "--out", str(model_dir / "pair.pt")]) == 0
+    shutil.copy(own_models / "bkmin.pt", own_models / "bkmin_twin.pt")
+    assert ferml_main(["ensemble", "bkmin", "bkmin_twin", "--by-reference", "--out", str(own_models / "pair.pt")]) == 0
     services.run_benchmark("study", ["bkmin"], holdout="a03")
     network_runs.clear()
     result = services.run_benchmark("study", ["pair"], holdout="a03")

@@ -200,7 +200,7 @@ def test_votes_are_answered_while_live_streams_play_on_the_production_server(ser
             break
         time.sleep(0.5)
     # one annotator's votes: the worker ran the report, which says why it cannot pair them
-    assert status == 400 and "no annotator can be held out" in json.loads(body)["error"]
+    assert status == 400 and "No annotator can be held out" in json.loads(body)["error"]
 
 
 def test_each_worker_runs_its_models_on_torch_threads_threads(monkeypatch):

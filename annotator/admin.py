@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.db.models import F, Func, IntegerField, OuterRef, Subquery
-from django.utils.html import format_html
 from django.urls import reverse
+from django.utils.html import format_html
 
 from .models import Exclusion, Image, TestSet, Vote, VoteEvent
 from .voting import do_delete_vote

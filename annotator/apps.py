@@ -7,9 +7,16 @@ class AnnotatorConfig(AppConfig):
     verbose_name = "Annotator"
 
     def ready(self):
-        from . import jobs
-        from .importing import (IMAGE_IMPORT_JOB, VOTE_IMPORT_JOB, image_import_job, remove_uploaded_images,
-                                remove_uploaded_votes, vote_import_job)
+        from core import jobs
+
+        from .import_jobs import (
+            IMAGE_IMPORT_JOB,
+            VOTE_IMPORT_JOB,
+            image_import_job,
+            remove_uploaded_images,
+            remove_uploaded_votes,
+            vote_import_job,
+        )
         from .models import Image
         from .signals import count_image_change, delete_image_file
 

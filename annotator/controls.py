@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.db.models import F
 
-from .errors import InputError, shorten
+from core.errors import InputError, shorten
+
 from .models import Image, Lease, TestSet
 from .spreadsheet import unescape_cell
 from .voting import answer_names, parse_label

@@ -13,8 +13,10 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from .errors import InputError
-from .importing import ImportReport, VoteImportReport, import_testset, import_votes
+from core.errors import InputError
+
+from .image_import import ImportReport, import_testset
+from .vote_import import VoteImportReport, import_votes
 
 DEMO_DIR = Path(settings.BASE_DIR) / "fixtures" / "demo"
 DEMO_TESTSET = "demo"

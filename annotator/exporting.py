@@ -23,18 +23,18 @@ import random
 import shutil
 import zipfile
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, TextIO
-
-from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
 
 from django.core.files.storage import default_storage
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from .errors import InputError
+from core.errors import InputError
+
 from .majority import ImageMajority, majority_of_counts
 from .models import LABELS, TestSet, Vote
 from .spreadsheet import SafeWriter

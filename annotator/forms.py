@@ -1,8 +1,8 @@
 from django import forms
 
+from core.errors import InputError
 from ferml.labels import CUSTOM_SCHEME, EXTRA_ANSWERS, LABEL_SETS, SCHEMES
 
-from .errors import InputError
 from .overlap import DECIDED, UNANIMOUS
 from .testsets import check_label_scheme, check_overlap
 

@@ -1,7 +1,7 @@
 """Majority label of one image's votes, with ties reported and never broken.
 
 Pure Python on purpose (no Django): the export and the live demo's clip call it on plain
-lists of labels. Full agreement statistics live in ``evaluation.metrics``.
+lists of labels. Full agreement statistics live in the ``evaluation`` metric modules (votes, agreement, heldout, significance, dawid_skene).
 """
 from __future__ import annotations
 

@@ -5,9 +5,9 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
+from core.errors import InputError
 from ferml.labels import CUSTOM_SCHEME, LabelError, check_extra_answers, scheme_labels
 
-from .errors import InputError
 from .models import Exclusion, Lease, TestSet
 from .overlap import STOP_RULES, UNANIMOUS
 

@@ -1,4 +1,4 @@
-"""Thin views over annotator.voting, .importing, .exporting and .dashboard.
+"""Thin views over annotator.voting, .image_import, .vote_import, .import_jobs, .exporting and .dashboard.
 
 Annotators see images and their own progress only, never anyone's votes or a majority;
 everything else here is staff only.
@@ -7,20 +7,30 @@ from pathlib import PurePosixPath
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.db import DatabaseError
-from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
-from . import controls, dashboard, exporting, importing, jobs, voting
-from .access import staff_required
-from .errors import InputError, form_errors_text, text_response
-from .forms import ControlImageForm, DesignForm, ExportForm, ImportControlsForm, ImportImagesForm, ImportVotesForm
-from .models import Image, Job, TestSet
+from core import errors, jobs
+from core.access import staff_required
+from core.errors import InputError, form_errors_text, text_response
+from core.models import Job
+
+from . import controls, dashboard, exporting, image_import, import_jobs, vote_import, voting
+from .forms import (
+    ControlImageForm,
+    DesignForm,
+    ExportForm,
+    ImportControlsForm,
+    ImportImagesForm,
+    ImportVotesForm,
+)
+from .models import Image, TestSet
 from .testsets import describe_design, do_set_overlap, resolve_testset
 
 # Background imports the import page lists per kind, newest first.
@@ -174,7 +184,7 @@ def image_file(request, testset, pk):
     """An image of the test set named in the URL; an image of another test set is a 404."""
     image = get_object_or_404(Image, pk=pk, testset__name=testset)
     suffix = PurePosixPath(image.file.name).suffix.lower()
-    content_type = importing.CONTENT_TYPES.get(suffix, "application/octet-stream")
+    content_type = image_import.CONTENT_TYPES.get(suffix, "application/octet-stream")
     response = FileResponse(image.file.open("rb"), content_type=content_type)
     # Private: the browser may keep it (preloading relies on that), shared caches may not.
     response["Cache-Control"] = "private, max-age=86400"
@@ -216,14 +226,14 @@ def staff_import(request):
             upload = data["zip_file"]
             try:
                 if scheme is not None and overlap is not None and upload.size > settings.IMAGE_UPLOAD_IN_REQUEST_MAX_BYTES:
-                    importing.queue_image_import(upload, name=data["name"] or None, detect_faces=data["detect_faces"],
+                    import_jobs.queue_image_import(upload, name=data["name"] or None, detect_faces=data["detect_faces"],
                                                  min_face=data["min_face"] or 0, scheme=scheme, overlap=overlap,
                                                  user=request.user)
                     messages.info(request, f"{upload.name} ({upload.size:,} bytes) is imported in the "
                                            "background; its report appears below when it is done.")
                     return redirect("annotator:import")
                 if scheme is not None and overlap is not None:
-                    report = importing.import_testset(
+                    report = image_import.import_testset(
                         upload, name=data["name"] or None,
                         detect_faces=data["detect_faces"], min_face=data["min_face"] or 0,
                         scheme=scheme, overlap=overlap,
@@ -255,24 +265,24 @@ def staff_import(request):
             upload = data["csv_file"]
             try:
                 if upload.size > settings.VOTE_UPLOAD_IN_REQUEST_MAX_BYTES:
-                    importing.queue_vote_import(upload, testset=data["testset"], overwrite=data["overwrite"],
+                    import_jobs.queue_vote_import(upload, testset=data["testset"], overwrite=data["overwrite"],
                                                 user=request.user)
                     messages.info(request, f"{upload.name} ({upload.size:,} bytes) is imported in the "
                                            "background; its report appears below when it is done.")
                     return redirect("annotator:import")
-                result = importing.import_votes(upload, testset=data["testset"], overwrite=data["overwrite"])
+                result = vote_import.import_votes(upload, testset=data["testset"], overwrite=data["overwrite"])
             except InputError as exc:
                 _add_errors(votes_form, "csv_file", exc)
             else:
                 messages.success(request, result.summary())
-                for line in result.problems(limit=importing.MAX_LISTED_PROBLEMS):
+                for line in result.problems(limit=errors.MAX_LISTED_PROBLEMS):
                     messages.warning(request, line)
                 return redirect("annotator:dashboard")
     elif request.method == "POST":
         messages.error(request, "Choose a file to upload.")
-    vote_jobs = [jobs.current(job) for job in Job.objects.filter(kind=importing.VOTE_IMPORT_JOB)
+    vote_jobs = [jobs.current(job) for job in Job.objects.filter(kind=import_jobs.VOTE_IMPORT_JOB)
                  .select_related("testset")[:RECENT_VOTE_IMPORTS]]
-    image_jobs = [jobs.current(job) for job in Job.objects.filter(kind=importing.IMAGE_IMPORT_JOB)
+    image_jobs = [jobs.current(job) for job in Job.objects.filter(kind=import_jobs.IMAGE_IMPORT_JOB)
                   .select_related("testset")[:RECENT_VOTE_IMPORTS]]
     return render(request, "annotator/import.html", {
         "images_form": images_form, "votes_form": votes_form, "report": report, "controls_form": controls_form,

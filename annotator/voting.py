@@ -11,7 +11,6 @@ import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-
 from datetime import timedelta
 
 import numpy as np
@@ -20,9 +19,9 @@ from django.db import connection, transaction
 from django.db.models import Count, Exists, OuterRef
 from django.utils import timezone
 
+from core.errors import InputError, shorten
 from ferml.labels import NOT_A_FACE, UNSURE, canonical
 
-from .errors import InputError, shorten
 from .models import LABELS, Image, Lease, TestSet, Vote, VoteEvent
 
 # Keys the labelling page binds: 1..n for a scheme's labels in order, these for the extras.
@@ -250,11 +249,6 @@ def _rank(annotator_id: int, image_id: int) -> bytes:
     return hashlib.blake2b(f"{annotator_id}:{image_id}".encode(), digest_size=8).digest()
 
 
-def annotator_order(annotator, image_ids) -> list[int]:
-    """``image_ids`` in ``annotator``'s own fixed order (the same on every request)."""
-    return sorted(image_ids, key=lambda image_id: _rank(annotator.pk, image_id))
-
-
 @dataclass(frozen=True)
 class _Order:
     """One annotator's order of one test set's images."""
@@ -340,17 +334,15 @@ def _unlabelled(annotator, testset: TestSet, order: _Order, start: int, count: i
     return found
 
 
-def upcoming_images(annotator, testset: TestSet, *, after: int | None = None, count: int = 2) -> list[int]:
-    """Ids of the next ``count`` images ``annotator`` has not labelled.
+def upcoming_images(annotator, testset: TestSet, *, after: int | None = None, count: int = 2,
+                    order: _Order | None = None) -> list[int]:
+    """Ids of the next ``count`` images ``annotator`` has not labelled (everyone labels
+    everything), in their own order (``order``, when the caller has it already).
 
     The order is a circle: with ``after`` (the image just voted or skipped) the search
     starts behind it, so a skipped image comes back only after the others.
     """
-    order = _order(annotator, testset)
-    return _upcoming(annotator, testset, order, after, count)
-
-
-def _upcoming(annotator, testset, order: _Order, after: int | None, count: int) -> list[int]:
+    order = order or _order(annotator, testset)
     at = order.position(annotator.pk, after)
     return _unlabelled(annotator, testset, order, 0 if at is None else at + 1, count)
 
@@ -513,12 +505,12 @@ def labelling_state(annotator, testset: TestSet, *, image_id: int | None = None,
         current = _due_control(annotator, testset, controls, n_votes, exclude)
     if current is None or current in controls:
         # the next regular images after the last one shown (a control holds no place)
-        upcoming = _upcoming(annotator, testset, order, after, 2)
+        upcoming = upcoming_images(annotator, testset, after=after, order=order)
         if current is None:
             current = upcoming.pop(0) if upcoming else _due_control(
                 annotator, testset, controls, n_votes, exclude, anyway=True)
     else:
-        upcoming = _upcoming(annotator, testset, order, current, 2)
+        upcoming = upcoming_images(annotator, testset, after=current, order=order)
     preload = next((i for i in upcoming if i != current), None)
     total = order.n_images + len(controls)
     return LabellingState(current, preload, Progress(n_votes, total), n_votes)

@@ -6,8 +6,8 @@ class EvaluationConfig(AppConfig):
     verbose_name = "Evaluation"
 
     def ready(self):
-        from annotator import jobs
         from annotator.dashboard import add_section
+        from core import jobs
 
         add_section("evaluation/_dashboard_agreement.html", dashboard_agreement)
         jobs.register("benchmark", benchmark_job)
@@ -18,15 +18,14 @@ def dashboard_agreement(testset) -> dict:
     """The agreement figures of ``testset`` for its entry on the annotator's dashboard."""
     # Imported when the dashboard is shown: the services load PyTorch, which no command
     # needs at start-up.
-    from .report import summary_context
     from .services import agreement_summary
 
-    return summary_context(agreement_summary(testset))
+    return agreement_summary(testset)
 
 
 def benchmark_job(job, progress) -> dict:
-    """The staff report page's background job (``evaluation.reports``)."""
-    from .reports import compute
+    """The staff report page's background job (``evaluation.report_jobs``)."""
+    from .report_jobs import compute
 
     return compute(job, progress)
 

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import metrics
-from .metrics import DEFAULT_CONFIDENCE, DEFAULT_N_RESAMPLES, MAJORITY, Votes
+from . import agreement_stats, heldout_scoring, significance_tests, vote_tables
+from .heldout_scoring import MAJORITY
+from .significance_tests import DEFAULT_CONFIDENCE, DEFAULT_N_RESAMPLES
+from .vote_tables import Votes
 
 AUTO = "auto"
 ALL = "all"  # every annotator in turn: the panel
@@ -33,39 +35,48 @@ PANEL_METHOD = (
 class HoldoutChoice:
     """The annotator held out, how they were chosen, and the paired images that leaves."""
 
-    split: metrics.HeldOut
+    split: heldout_scoring.HeldOut
     selection: str  # AUTO or "given"
 
 
 def hold_out(
     votes: Votes, labels: Sequence[str], holdout: Hashable = AUTO, reference: str = MAJORITY
 ) -> HoldoutChoice:
-    """``holdout`` (an annotator, or ``"auto"``: ``metrics.choose_holdout``, the median
+    """``holdout`` (an annotator, or ``"auto"``: ``agreement_stats.choose_holdout``, the median
     leave-one-out agreement) and their paired image set against ``reference``
-    (``metrics.MAJORITY`` or ``metrics.DAWID_SKENE`` of the other annotators).
+    (``heldout_scoring.MAJORITY`` or ``heldout_scoring.DAWID_SKENE`` of the other annotators).
 
     Raises ValueError when the annotator shares no image with a reference label.
     """
     labels = list(labels)
-    frame = metrics.as_votes(votes, labels)
-    name = metrics.choose_holdout(frame, labels) if holdout == AUTO else holdout
-    split = metrics.holdout_split(frame, labels, name, reference)
+    frame = vote_tables.as_votes(votes, labels)
+    name = agreement_stats.choose_holdout(frame, labels) if holdout == AUTO else holdout
+    split = heldout_scoring.holdout_split(frame, labels, name, reference)
     return _checked_choice(split, AUTO if holdout == AUTO else "given", reference)
 
 
 def hold_out_all(
     votes: Votes, labels: Sequence[str], reference: str = MAJORITY
-) -> tuple[HoldoutChoice, dict[Hashable, metrics.HeldOut]]:
-    """The panel: every annotator's paired image set (``metrics.panel_splits``), and beside
+) -> tuple[HoldoutChoice, dict[Hashable, heldout_scoring.HeldOut]]:
+    """The panel: every annotator's paired image set (``heldout_scoring.panel_splits``), and beside
     it the ``"auto"`` choice, whose single held-out figures the report keeps."""
     labels = list(labels)
-    frame = metrics.as_votes(votes, labels)
-    splits = metrics.panel_splits(frame, labels, reference)
-    auto = splits[metrics.choose_holdout(frame, labels)]
+    frame = vote_tables.as_votes(votes, labels)
+    splits = heldout_scoring.panel_splits(frame, labels, reference)
+    auto = splits[agreement_stats.choose_holdout(frame, labels)]
     return _checked_choice(auto, AUTO, reference), splits
 
 
-def _checked_choice(split: metrics.HeldOut, selection: str, reference: str) -> HoldoutChoice:
+def choose(votes: Votes, labels: Sequence[str], holdout: Hashable = AUTO, reference: str = MAJORITY
+           ) -> tuple[HoldoutChoice, dict[Hashable, heldout_scoring.HeldOut] | None]:
+    """The held-out annotator's paired images for ``holdout`` (a name, ``"auto"`` or
+    ``"all"``), and with ``"all"`` every annotator's (the panel): what the benchmark scores."""
+    if holdout == ALL:
+        return hold_out_all(votes, labels, reference)
+    return hold_out(votes, labels, holdout, reference), None
+
+
+def _checked_choice(split: heldout_scoring.HeldOut, selection: str, reference: str) -> HoldoutChoice:
     if split.n_images == 0:
         what = "a majority" if reference == MAJORITY else "a Dawid-Skene label"
         raise ValueError(
@@ -83,20 +94,20 @@ def agreement_block(votes: Votes, labels: Sequence[str]) -> dict:
 
     The benchmark report and the staff pages (``services.agreement_summary``) both show these.
     """
-    return agreement_block_from_counts(metrics.vote_counts(votes, labels).to_numpy())
+    return agreement_block_from_counts(vote_tables.vote_counts(votes, labels).to_numpy())
 
 
 def agreement_block_from_counts(counts: np.ndarray) -> dict:
     """``agreement_block`` from an images x labels table of vote counts: every figure in it
     depends on the counts alone, which the database can add up (``services.agreement_summary``)."""
     counts = np.asarray(counts, dtype=np.int64)
-    thesis_form = metrics.agreement_accuracy_from_counts(counts)
-    loo = metrics.loo_agreement_from_counts(counts)
+    thesis_form = agreement_stats.agreement_accuracy_from_counts(counts)
+    loo = agreement_stats.loo_agreement_from_counts(counts)
     return {
         "accuracy": _number(thesis_form.accuracy),
         "loo_accuracy": _number(loo.accuracy),
-        "fleiss_kappa": _number(metrics.fleiss_kappa_from_counts(counts)),
-        "krippendorff_alpha": _number(metrics.krippendorff_alpha_from_counts(counts)),
+        "fleiss_kappa": _number(agreement_stats.fleiss_kappa_from_counts(counts)),
+        "krippendorff_alpha": _number(agreement_stats.krippendorff_alpha_from_counts(counts)),
         "n_votes_compared": thesis_form.n_compared,
         "n_votes_excluded_ties": thesis_form.n_excluded,
         "loo_n_compared": loo.n_compared,
@@ -114,7 +125,7 @@ def build_benchmark_result(
     n_resamples: int = DEFAULT_N_RESAMPLES,
     confidence: float = DEFAULT_CONFIDENCE,
     reference: str = MAJORITY,
-    panel: Mapping[Hashable, metrics.HeldOut] | None = None,
+    panel: Mapping[Hashable, heldout_scoring.HeldOut] | None = None,
     min_images: int = DEFAULT_MIN_IMAGES,
     n_images_in_testset: int | None = None,
     margin: float | None = None,
@@ -125,7 +136,7 @@ def build_benchmark_result(
     choice plus the panel, see ``panel_block``), or the ``HoldoutChoice`` the caller
     already made on these votes (it ran the models on its images); ``panel`` holds the
     caller's ``hold_out_all`` splits, and adds the panel to any choice. ``reference`` is
-    ``metrics.MAJORITY`` or ``metrics.DAWID_SKENE``. ``model_predictions`` maps a model
+    ``heldout_scoring.MAJORITY`` or ``heldout_scoring.DAWID_SKENE``. ``model_predictions`` maps a model
     name to its predictions (image -> label); each must cover every image of the paired
     sets. Every bootstrap interval uses ``seed``, so the human and all models are
     resampled on the same image sets. ``n_images_in_testset``, when given, is reported
@@ -136,23 +147,19 @@ def build_benchmark_result(
     less than the margin? Raises ValueError when nothing can be scored.
     """
     labels = list(labels)
-    metrics._check_reference(reference)
+    heldout_scoring._check_reference(reference)
     _check_min_images(min_images)
-    frame = metrics.as_votes(votes, labels)
+    frame = vote_tables.as_votes(votes, labels)
     if isinstance(holdout, HoldoutChoice):
         choice = holdout
-    elif holdout == ALL and panel is None:
-        choice, panel = hold_out_all(frame, labels, reference)
-    elif holdout == ALL:
-        auto = panel[metrics.choose_holdout(frame, labels)]
-        choice = _checked_choice(auto, AUTO, reference)
     else:
-        choice = hold_out(frame, labels, holdout, reference)
+        choice, found = choose(frame, labels, holdout, reference)
+        panel = panel if panel is not None else found
     split = choice.split
     human = split.score(split.human_predictions)
 
     def interval(values) -> list:
-        return _numbers(metrics.bootstrap_ci(values, n_resamples, confidence, seed))
+        return _numbers(significance_tests.bootstrap_ci(values, n_resamples, confidence, seed))
 
     models = []
     for name, predictions in (model_predictions or {}).items():
@@ -160,7 +167,7 @@ def build_benchmark_result(
             score = split.score(predictions)
         except ValueError as err:
             raise ValueError(f"model {name!r}: {err}") from None
-        test = metrics.mcnemar_exact(human.correct, score.correct)
+        test = significance_tests.mcnemar_exact(human.correct, score.correct)
         models.append(
             {
                 "name": name,
@@ -173,7 +180,7 @@ def build_benchmark_result(
                 "mcnemar_only_model": test.only_b,
                 "diff_vs_human": _number(score.accuracy - human.accuracy),
                 "diff_vs_human_ci95": _numbers(
-                    metrics.paired_bootstrap_ci(
+                    significance_tests.paired_bootstrap_ci(
                         score.correct, human.correct, n_resamples, confidence, seed
                     )
                 ),
@@ -183,11 +190,11 @@ def build_benchmark_result(
         )
         if margin is not None:
             models[-1]["noninferiority"] = _noninferiority(
-                metrics.noninferiority_paired(score.correct, human.correct, margin, (1 - confidence) / 2),
+                significance_tests.noninferiority_paired(score.correct, human.correct, margin, (1 - confidence) / 2),
                 "one-sided paired t test of the per-image differences")
 
-    testset = {"name": testset_name, **metrics.vote_summary(frame, labels)}
-    design = metrics.design_summary(frame, labels)
+    testset = {"name": testset_name, **vote_tables.vote_summary(frame, labels)}
+    design = vote_tables.design_summary(frame, labels)
     if n_images_in_testset is not None:  # n_images counts only the images with votes
         testset["n_images_with_votes"] = testset["n_images"]
         testset["n_images_in_testset"] = n_images_in_testset
@@ -206,11 +213,11 @@ def build_benchmark_result(
                     "n_matching": a.n_matching,
                     "loo_accuracy": _number(a.accuracy),
                 }
-                for name, a in metrics.loo_agreement_by_annotator(frame, labels).items()
+                for name, a in agreement_stats.loo_agreement_by_annotator(frame, labels).items()
             ],
             "pairwise_cohens_kappa": [
                 {"a": str(p.a), "b": str(p.b), "n_images": p.n_images, "kappa": _number(p.kappa)}
-                for p in metrics.pairwise_cohens_kappa(frame, labels)
+                for p in agreement_stats.pairwise_cohens_kappa(frame, labels)
             ],
         },
         "holdout": {
@@ -242,7 +249,7 @@ def build_benchmark_result(
     return result
 
 
-def _noninferiority(test: metrics.NonInferiority, method: str) -> dict:
+def _noninferiority(test: significance_tests.NonInferiority, method: str) -> dict:
     return {
         "margin": test.margin, "alpha": test.alpha, "difference": _number(test.difference),
         "lower_bound": _number(test.lower_bound), "t": _number(test.t), "df": _number(test.df),
@@ -258,7 +265,7 @@ def _check_min_images(min_images: int) -> None:
 
 
 def panel_block(
-    splits: Mapping[Hashable, metrics.HeldOut],
+    splits: Mapping[Hashable, heldout_scoring.HeldOut],
     model_predictions: Mapping[str, Mapping],
     reference: str = MAJORITY,
     min_images: int = DEFAULT_MIN_IMAGES,
@@ -273,7 +280,7 @@ def panel_block(
     listed with ``included`` false and left out of the rest. The panel's human accuracy
     is the unweighted mean over the included annotators; a model's is the mean of its
     accuracies on their paired sets. ``difference`` (model - human), its interval and
-    p-value come from ``metrics.panel_test``: Obuchowski-Rockette-Hillis, which treats
+    p-value come from ``significance_tests.panel_test``: Obuchowski-Rockette-Hillis, which treats
     both the images and the annotators as samples.
     """
     _check_min_images(min_images)
@@ -292,12 +299,12 @@ def panel_block(
                     m: _number(s.accuracy - human.accuracy) for m, s in by_model.items()
                 },
                 "mcnemar_p": {
-                    m: metrics.mcnemar_exact(human.correct, s.correct).p_value
+                    m: significance_tests.mcnemar_exact(human.correct, s.correct).p_value
                     for m, s in by_model.items()
                 },
                 # the forest plot's row: a t interval of the per-image differences
                 "differences_ci95": {
-                    m: _numbers(metrics.paired_difference_interval(s.correct, human.correct, confidence))
+                    m: _numbers(significance_tests.paired_difference_interval(s.correct, human.correct, confidence))
                     for m, s in by_model.items()
                 },
             }
@@ -324,7 +331,7 @@ def panel_block(
             "df": None,
         }
         if included:
-            test = metrics.panel_test(human_correct, model_correct[model], paired, confidence)
+            test = significance_tests.panel_test(human_correct, model_correct[model], paired, confidence)
             entry.update(
                 difference=_number(test.difference),
                 ci95=_numbers(test.ci),
@@ -334,7 +341,7 @@ def panel_block(
             )
             if margin is not None:
                 entry["noninferiority"] = _noninferiority(
-                    metrics.noninferiority_panel(test, margin, (1 - confidence) / 2),
+                    significance_tests.noninferiority_panel(test, margin, (1 - confidence) / 2),
                     "one-sided Obuchowski-Rockette-Hillis t test (the panel's standard error and df)")
         models.append(entry)
     return {
@@ -351,7 +358,7 @@ def panel_block(
     }
 
 
-def panel_scores(splits: Mapping[Hashable, metrics.HeldOut], model_predictions: Mapping[str, Mapping]):
+def panel_scores(splits: Mapping[Hashable, heldout_scoring.HeldOut], model_predictions: Mapping[str, Mapping]):
     """Per annotator, by name: (name, split, the annotator's score, each model's score)."""
     for name in sorted(splits, key=str):
         split = splits[name]

@@ -3,7 +3,7 @@ from django import forms
 from ferml.labels import LABEL_SETS
 
 from .benchmark_core import ALL, AUTO, DEFAULT_MIN_IMAGES
-from .metrics import DAWID_SKENE, MAJORITY
+from .heldout_scoring import DAWID_SKENE, MAJORITY
 from .quality import Thresholds
 from .services import DEFAULT_LABEL_SET
 

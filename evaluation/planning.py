@@ -1,6 +1,6 @@
 """Planning a study: how many images and annotators a panel comparison needs.
 
-Pure functions, no Django. The panel compares a model with J annotators (``metrics.
+Pure functions, no Django. The panel compares a model with J annotators (``significance_tests.
 panel_test``, Obuchowski-Rockette-Hillis): per annotator j, d_j = model accuracy - j's
 accuracy on j's paired images; the test uses the mean of d_j with
 
@@ -35,7 +35,7 @@ import numpy as np
 from scipy.stats import nct, norm
 from scipy.stats import t as student_t
 
-from .metrics import accuracy_jackknife
+from .significance_tests import accuracy_jackknife
 
 DEFAULT_ALPHA = 0.05
 DEFAULT_POWER = 0.8
@@ -62,7 +62,7 @@ class Components:
 
 
 def components(human_correct: np.ndarray, model_correct: np.ndarray, paired: np.ndarray) -> Components:
-    """The variance components of a pilot panel (annotators x images, as ``metrics.panel_test``)."""
+    """The variance components of a pilot panel (annotators x images, as ``significance_tests.panel_test``)."""
     human_acc, human_jack = accuracy_jackknife(human_correct, paired)
     model_acc, model_jack = accuracy_jackknife(model_correct, paired)
     d, jack = model_acc - human_acc, model_jack - human_jack
@@ -212,7 +212,7 @@ def observed_power(assumptions: Assumptions, n_annotators: int, n_images: int, a
                    margin: float | None = None, replicates: int = 400, seed: int = 0) -> tuple[float, int]:
     """The share of simulated studies of this size whose panel test rejects (finds a
     difference, or shows non-inferiority within ``margin``): the planner's check."""
-    from .metrics import noninferiority_panel, panel_test
+    from .significance_tests import noninferiority_panel, panel_test
     from .simulation import Design, panel_matrices_of, simulate_study
 
     design = Design("planned", n_annotators, n_images, None)

@@ -1,4 +1,4 @@
-"""The study planner's staff page as a kept background job (``annotator.jobs``): a pilot
+"""The study planner's staff page as a kept background job (``core.jobs``): a pilot
 runs a model on every paired image, which can take minutes on a large study.
 
 A plan is found by its test set and its choices; the page shows the newest one for them
@@ -12,9 +12,10 @@ import json
 
 import numpy as np
 
-from annotator import jobs
-from annotator.errors import InputError
-from annotator.models import Job, TestSet
+from annotator.models import TestSet
+from core import jobs
+from core.errors import InputError
+from core.models import Job
 
 from . import planning, services
 

@@ -5,7 +5,7 @@ Pure functions over integer codes, no Django: ``services.annotator_quality`` rea
 votes of a test set and calls ``quality_table``.
 
 Each vote on a regular image is compared with the majority of the *other* counted votes
-on its image (leave-one-out, as ``metrics.loo_agreement``); the votes of an excluded
+on its image (leave-one-out, as ``agreement_stats.loo_agreement_from_counts``); the votes of an excluded
 annotator count in nobody's majority, and their own votes are compared with the majority
 of the counted votes. All of an image's votes for one label meet the same other votes, so
 the comparison is made once per image and label, not once per vote.
@@ -25,7 +25,8 @@ import numpy as np
 from scipy.stats import binomtest
 from statsmodels.stats.proportion import proportion_confint
 
-from .metrics import _unique_top, cohens_kappa_from_table
+from .agreement_stats import cohens_kappa_from_table
+from .vote_tables import unique_top
 
 
 @dataclass(frozen=True)
@@ -88,10 +89,10 @@ def loo_comparison(votes: CodedVotes, n_images: int, n_labels: int, counted: np.
     for label in range(n_labels):
         others = counts.copy()
         others[:, label] -= 1
-        top, unique = _unique_top(np.maximum(others, 0))
+        top, unique = unique_top(np.maximum(others, 0))
         own = in_majority & (votes.answer == label)
         majority[own] = np.where(unique[votes.image[own]], top[votes.image[own]], -1)
-    top, unique = _unique_top(counts)
+    top, unique = unique_top(counts)
     outside = is_label & ~counted[votes.annotator]
     majority[outside] = np.where(unique[votes.image[outside]], top[votes.image[outside]], -1)
     return majority, is_label & (majority >= 0)

@@ -11,7 +11,6 @@ web server, and embedded as base64 PNG so the page is a single file.
 from __future__ import annotations
 
 import base64
-import html
 import io
 from collections.abc import Sequence
 
@@ -31,11 +30,11 @@ def _percent(x: float | None) -> float | None:
     return None if x is None else 100 * x
 
 
-def _percent_text(x: float | None, digits: int = 1) -> str:
+def percent_text(x: float | None, digits: int = 1) -> str:
     return "n/a" if x is None else f"{100 * x:.{digits}f} %"
 
 
-def _decimal_text(x: float | None, digits: int = 3) -> str:
+def decimal_text(x: float | None, digits: int = 3) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
@@ -123,7 +122,7 @@ def headline(result: dict) -> list[str]:
                     f"95 % CI {_signed_points_text(ci[0])} to {_signed_points_text(ci[1])}, ")
         lines.append(
             f"{model['name']} is {_points(model['diff_vs_human'])} the held-out annotator {holdout['annotator']} "
-            f"({_percent_text(model['accuracy'])} against {_percent_text(holdout['accuracy'])}; {interval}"
+            f"({percent_text(model['accuracy'])} against {percent_text(holdout['accuracy'])}; {interval}"
             f"McNemar p = {_p_value_text(model.get('mcnemar_p'))}, {model['n_images']} paired images)"
             f"{_noninferiority_clause(model.get('noninferiority'))}.")
     return lines
@@ -232,7 +231,7 @@ def _score_cells(row: dict) -> list[str]:
     return [
         row["name"],
         str(row["n_images"]),
-        _percent_text(row["accuracy"]),
+        percent_text(row["accuracy"]),
         _interval_text(row.get("ci95")),
         "" if row["is_human"] else _signed_points_text(row.get("diff_vs_human")),
         "" if row["is_human"] else _p_value_text(row.get("mcnemar_p")),
@@ -242,10 +241,10 @@ def _score_cells(row: dict) -> list[str]:
 def _agreement_rows(agreement: dict) -> list[list[str]]:
     """The agreement table shared by the terminal and the HTML report."""
     return [
-        ["agreement accuracy (own vote counted, thesis 7.2)", _percent_text(agreement["accuracy"])],
-        ["leave-one-out agreement", _percent_text(agreement["loo_accuracy"])],
-        ["Fleiss' kappa", _decimal_text(agreement["fleiss_kappa"])],
-        ["Krippendorff's alpha (nominal)", _decimal_text(agreement["krippendorff_alpha"])],
+        ["agreement accuracy (own vote counted, thesis 7.2)", percent_text(agreement["accuracy"])],
+        ["leave-one-out agreement", percent_text(agreement["loo_accuracy"])],
+        ["Fleiss' kappa", decimal_text(agreement["fleiss_kappa"])],
+        ["Krippendorff's alpha (nominal)", decimal_text(agreement["krippendorff_alpha"])],
     ]
 
 
@@ -268,11 +267,11 @@ def _panel_annotator_table(panel: dict) -> tuple[list[str], list[list[str]], lis
         row = [
             a["annotator"] + ("" if a["included"] else " *"),
             str(a["n_images"]),
-            _percent_text(a["accuracy"]),
+            percent_text(a["accuracy"]),
         ]
         for name in names:
             row += [
-                _percent_text(a["models"].get(name)),
+                percent_text(a["models"].get(name)),
                 _signed_points_text(a["differences"].get(name)),
                 _p_value_text(a["mcnemar_p"].get(name)),
             ]
@@ -284,12 +283,12 @@ def _panel_summary_table(panel: dict) -> tuple[list[str], list[list[str]], list[
     """The panel: mean human accuracy, then each model's mean, difference, CI and p."""
     n = panel["n_annotators_included"]
     header = ["who", "mean accuracy", "vs human (points)", "95 % CI (points)", "p"]
-    rows = [[f"humans (mean of {n})", _percent_text(panel["human_mean_accuracy"]), "", "", ""]]
+    rows = [[f"humans (mean of {n})", percent_text(panel["human_mean_accuracy"]), "", "", ""]]
     for m in panel["models"]:
         rows.append(
             [
                 m["name"],
-                _percent_text(m["mean_accuracy"]),
+                percent_text(m["mean_accuracy"]),
                 _signed_points_text(m["difference"]),
                 _points_interval_text(m["ci95"]),
                 _p_value_text(m["p_value"]),
@@ -324,87 +323,120 @@ def _panel_notes(result: dict) -> list[str]:
     return notes
 
 
-def format_report_text(result: dict) -> str:
-    """A plain-text report: agreement, the human and each model with intervals and
-    McNemar p-values, confusion matrices (row %, rows = reference), per-annotator
-    agreement, and each model's checkpoint where the result names it."""
+# --------------------------------------------------------------------------- the report's sections
+
+
+def _paragraph(text: str, css: str = "") -> dict:
+    return {"kind": "paragraph", "text": text, "css": css}
+
+
+def _table_block(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence[bool],
+                 row_classes: Sequence[str] | None = None, css: str = "") -> dict:
+    return {"kind": "table", "header": list(header), "rows": [list(r) for r in rows], "numeric": list(numeric),
+            "row_classes": list(row_classes or [""] * len(rows)), "css": css}
+
+
+def _figure_block(draw, alt: str, text_lines: Sequence[str] = ()) -> dict:
+    """A figure drawn only where it is shown (``draw() -> Figure | None``); the terminal
+    prints ``text_lines`` in its place."""
+    return {"kind": "figure", "draw": draw, "alt": alt, "text_lines": list(text_lines)}
+
+
+def _section(heading: str | None, *blocks: dict | None) -> dict:
+    return {"heading": heading, "blocks": [b for b in blocks if b]}
+
+
+def report_sections(result: dict) -> list[dict]:
+    """The report as sections of headings, paragraphs, tables and figures: the one
+    description of it that the terminal (``format_report_text``), the HTML download
+    (``render_report_html``) and the staff page render alike."""
     testset, agreement, holdout = result["testset"], result["agreement"], result["holdout"]
-    labels = result["labels"]
-    out = [
-        f"Human vs model benchmark: {testset.get('name') or 'test set'}",
-        *headline(result),
-        _size_line(testset, labels),
-        *study_lines(result),
-        "",
-        "Agreement over all annotators",
-        *_table(
-            ["measure", "value"],
-            _agreement_rows(agreement),
-            [False, True],
-        ),
-        "",
-    ]
+    rows = _rows(result)
     how = "auto: median leave-one-out agreement" if holdout.get("selection") == "auto" else "chosen"
     left_out = []
-    if "n_excluded_ties" in holdout:
+    if holdout.get("n_excluded_ties") is not None:
         left_out.append(f"{holdout['n_excluded_ties']} left out where the others tie")
     if holdout.get("n_excluded_no_reference"):
         left_out.append(f"{holdout['n_excluded_no_reference']} labelled by nobody else")
-    out += [
-        f"Held-out annotator {holdout['annotator']} ({how}); reference = {_reference_text(result)}",
-        f"{holdout['n_images']} paired images" + (f" ({'; '.join(left_out)})" if left_out else ""),
-    ]
-    rows = []
-    for row in _rows(result):
-        rows.append(_score_cells(row))
-    out += _table(
-        ["who", "images", "accuracy", "95 % CI", "vs human (points)", "McNemar p"],
-        rows,
-        [False, True, True, True, True, True],
-    )
     bootstrap = result.get("bootstrap")
-    if bootstrap:
-        out.append(
-            f"CI: {_bootstrap_note(bootstrap)}; McNemar: exact, two-sided, human vs each model."
-        )
-    if result.get("panel"):
-        panel = result["panel"]
-        out += ["", f"Panel: {panel['n_annotators']} annotators, each held out in turn"]
-        out += _table(*_panel_annotator_table(panel))
-        out += [""]
-        out += _table(*_panel_summary_table(panel))
-        out += _panel_notes(result)
-    for row in _rows(result):
-        if row.get("confusion") is None:
-            continue
-        out += ["", f"Confusion of {row['name']} (row %; rows: reference, columns: prediction)"]
-        out += _confusion_lines(labels, row["confusion"], row.get("confusion_counts"))
+    sections = [
+        _section(None, *(_paragraph(line, "headline") for line in headline(result)),
+                 _paragraph(_size_line(testset, result["labels"])),
+                 *(_paragraph(line, "study") for line in study_lines(result))),
+        _section("Agreement over all annotators",
+                 _table_block(["measure", "value"], _agreement_rows(agreement), [False, True], css="agreement")),
+        _section(
+            f"Held-out annotator {holdout['annotator']} ({how}); reference = {_reference_text(result)}",
+            _paragraph(f"{holdout['n_images']} paired images" + (f" ({'; '.join(left_out)})" if left_out else "")
+                       + "; the human and every model are scored on exactly these."),
+            _table_block(["who", "images", "accuracy", "95 % CI", "vs human (points)", "McNemar p"],
+                         [_score_cells(r) for r in rows], [False, True, True, True, True, True],
+                         ["human" if r["is_human"] else "" for r in rows], css="scores"),
+            bootstrap and _paragraph(f"95 % CI: {_bootstrap_note(bootstrap)}. McNemar: exact, two-sided, human vs "
+                                     "each model on the paired images.", "note"),
+            _figure_block(lambda: accuracy_figure(result), "accuracy with 95 % confidence intervals"),
+        ),
+    ]
+    panel = result.get("panel")
+    if panel:
+        sections.append(_section(
+            f"Every annotator in turn: the panel of {panel['n_annotators']}",
+            _table_block(*_panel_summary_table(panel), css="panel-summary"),
+            _figure_block(lambda: panel_figure(result), "each annotator's accuracy and each model's"),
+            _figure_block(lambda: forest_figure(result),
+                          "forest plot: each model minus each annotator, and the panel's mean"),
+            _table_block(*_panel_annotator_table(panel), css="panel-annotators"),
+            *(_paragraph(note, "note") for note in _panel_notes(result)),
+        ))
+    confusion_text = []
+    for row in rows:
+        if row.get("confusion") is not None:
+            confusion_text += ["", f"Confusion of {row['name']} (row %; rows: reference, columns: prediction)",
+                               *_confusion_lines(result["labels"], row["confusion"], row.get("confusion_counts"))]
+    sections.append(_section(
+        "Confusion matrices",
+        _paragraph("Row-normalised percentages; rows: reference label, columns: prediction.", "note"),
+        _figure_block(lambda: confusion_figure(result), "confusion matrices", confusion_text),
+    ))
     per_annotator = agreement.get("per_annotator")
     if per_annotator:
-        out += ["", "Leave-one-out agreement per annotator"]
-        out += _table(
-            ["annotator", "agreement", "compared", "votes", "note"],
-            [
-                [
-                    a["annotator"],
-                    _percent_text(a["loo_accuracy"]),
-                    str(a["n_compared"]),
-                    str(a["n_votes"]),
-                    "held out" if a["annotator"] == holdout["annotator"] else "",
-                ]
-                for a in per_annotator
-            ],
-            [False, True, True, True, False],
-        )
+        sections.append(_section(
+            "Leave-one-out agreement per annotator",
+            _figure_block(lambda: agreement_figure(result), "leave-one-out agreement per annotator"),
+            _table_block(["annotator", "agreement", "compared", "votes"],
+                         [[a["annotator"] + (" (held out)" if a["annotator"] == holdout["annotator"] else ""),
+                           percent_text(a["loo_accuracy"]), str(a["n_compared"]), str(a["n_votes"])]
+                          for a in per_annotator], [False, True, True, True],
+                         ["human" if a["annotator"] == holdout["annotator"] else "" for a in per_annotator],
+                         css="annotators"),
+        ))
     # the checkpoint of each model, where the result names it (``services.run_benchmark`` does)
     checkpoints = [m for m in result.get("models", []) if "checkpoint" in m]
     if checkpoints:
-        out += ["", "Checkpoints"]
-        out += [
-            f"  {m['name']}: {m['checkpoint']} ({m['architecture']}, "
-            f"trained on {m['training_label_set']})"
-            for m in checkpoints
-        ]
+        sections.append(_section("Checkpoints", *(
+            _paragraph(f"{m['name']}: {m['checkpoint']} ({m['architecture']}, trained on {m['training_label_set']})")
+            for m in checkpoints)))
+    return sections
+
+
+def report_title(result: dict) -> str:
+    return f"Human vs model: {result['testset'].get('name') or 'test set'}"
+
+
+def format_report_text(result: dict) -> str:
+    """The report's sections as plain text: tables aligned, figures as their text (the
+    confusion matrices) or left out."""
+    out = [report_title(result)]
+    for section in report_sections(result):
+        if section["heading"]:
+            out += ["", section["heading"]]
+        for block in section["blocks"]:
+            if block["kind"] == "paragraph":
+                out.append(block["text"])
+            elif block["kind"] == "table":
+                out += _table(block["header"], block["rows"], block["numeric"])
+            else:
+                out += block["text_lines"]
     return "\n".join(out) + "\n"
 
 
@@ -607,202 +639,47 @@ def forest_figure(result: dict) -> Figure | None:
 # --------------------------------------------------------------------------- HTML
 
 
-_CSS = """
-body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 960px; color: #1f2933; }
-h1 { font-size: 1.5rem; } h2 { font-size: 1.15rem; margin-top: 2rem; }
-table { border-collapse: collapse; margin: .5rem 0; }
-th, td { padding: .25rem .75rem; border-bottom: 1px solid #d9e2ec; }
-td.n { text-align: right; font-variant-numeric: tabular-nums; }
-tr.human td { background: #fff4e6; }
-.note { color: #52606d; font-size: .9rem; }
-img { max-width: 100%; }
-"""
-
-
-def _html_table(
-    header: Sequence[str],
-    rows: Sequence[Sequence[str]],
-    numeric: Sequence[bool],
-    row_classes: Sequence[str] | None = None,
-) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = []
-    for k, row in enumerate(rows):
-        cls = f' class="{row_classes[k]}"' if row_classes and row_classes[k] else ""
-        cells = "".join(
-            f'<td class="n">{html.escape(c)}</td>' if n else f"<td>{html.escape(c)}</td>"
-            for c, n in zip(row, numeric)
-        )
-        body.append(f"<tr{cls}>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def _img(figure: Figure | None, alt: str) -> str:
-    if figure is None:
-        return ""
-    return f'<img src="{figure_to_data_uri(figure)}" alt="{html.escape(alt)}">'
-
-
-def _panel_html(result: dict) -> str:
-    """The panel section of the HTML report; empty when the result has no panel."""
-    panel = result.get("panel")
-    if not panel:
-        return ""
-    return "\n".join(
-        [
-            f"<h2>Every annotator in turn: the panel of {panel['n_annotators']}</h2>",
-            _html_table(*_panel_summary_table(panel)),
-            _img(panel_figure(result), "each annotator's accuracy and each model's"),
-            _img(forest_figure(result), "forest plot: each model minus each annotator, and the panel's mean"),
-            _html_table(*_panel_annotator_table(panel)),
-            "".join(f'<p class="note">{html.escape(n)}</p>' for n in _panel_notes(result)),
-        ]
-    )
+def with_figures(sections: list[dict]) -> list[dict]:
+    """The sections ready for a template: each table's cells with whether they are numbers,
+    each figure drawn as an inline PNG (``data:`` URI; one that has nothing to show is left
+    out)."""
+    ready = []
+    for section in sections:
+        blocks = []
+        for block in section["blocks"]:
+            if block["kind"] == "figure":
+                figure = block["draw"]()
+                if figure is None:
+                    continue
+                block = {**block, "src": figure_to_data_uri(figure)}
+            elif block["kind"] == "table":
+                block = {**block, "body": [{"css": css, "cells": list(zip(row, block["numeric"]))}
+                                           for row, css in zip(block["rows"], block["row_classes"])]}
+            blocks.append(block)
+        ready.append({**section, "blocks": blocks})
+    return ready
 
 
 def render_report_html(result: dict) -> str:
-    """One self-contained HTML page of the report, figures embedded as base64 PNG."""
-    testset, agreement, holdout = result["testset"], result["agreement"], result["holdout"]
-    title = f"Human vs model: {testset.get('name') or 'test set'}"
-    rows = _rows(result)
-    scores = _html_table(
-        ["who", "images", "accuracy", "95 % CI", "vs human (points)", "McNemar p"],
-        [_score_cells(r) for r in rows],
-        [False, True, True, True, True, True],
-        ["human" if r["is_human"] else "" for r in rows],
-    )
-    agreement_table = _html_table(
-        ["measure", "value"],
-        _agreement_rows(agreement),
-        [False, True],
-    )
-    how = (
-        "chosen automatically: median leave-one-out agreement"
-        if holdout.get("selection") == "auto"
-        else "chosen by hand"
-    )
-    excluded = holdout.get("n_excluded_ties")
-    bootstrap = result.get("bootstrap")
-    notes = []
-    if excluded is not None:
-        notes.append(f"{excluded} images left out because the other annotators tie.")
-    if bootstrap:
-        notes.append(
-            f"95 % CI: {_bootstrap_note(bootstrap)}. "
-            "McNemar: exact, two-sided, human vs each model on the paired images."
-        )
-    per_annotator = agreement.get("per_annotator") or []
-    annotator_table = (
-        _html_table(
-            ["annotator", "leave-one-out agreement", "compared", "votes"],
-            [
-                [
-                    a["annotator"],
-                    _percent_text(a["loo_accuracy"]),
-                    str(a["n_compared"]),
-                    str(a["n_votes"]),
-                ]
-                for a in per_annotator
-            ],
-            [False, True, True, True],
-            ["human" if a["annotator"] == holdout["annotator"] else "" for a in per_annotator],
-        )
-        if per_annotator
-        else ""
-    )
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
-        "".join(f'<p class="headline">{html.escape(line)}</p>' for line in headline(result)),
-        f"<p>{html.escape(_size_line(testset, result['labels']))}</p>",
-        "".join(f'<p class="study">{html.escape(line)}</p>' for line in study_lines(result)),
-        "<h2>Agreement over all annotators</h2>",
-        agreement_table,
-        f"<h2>Held-out annotator {html.escape(str(holdout['annotator']))}</h2>",
-        f"<p>{html.escape(how)}. Reference: {html.escape(_reference_text(result))} on "
-        f"{holdout['n_images']} paired images; the human and every model are scored on exactly "
-        "these.</p>",
-        scores,
-        "".join(f'<p class="note">{html.escape(n)}</p>' for n in notes),
-        _img(accuracy_figure(result), "accuracy with 95 % confidence intervals"),
-        _panel_html(result),
-        "<h2>Confusion matrices</h2>",
-        '<p class="note">Row-normalised percentages; rows: reference label, '
-        "columns: prediction.</p>",
-        _img(confusion_figure(result), "confusion matrices"),
-        "<h2>Agreement per annotator</h2>" if per_annotator else "",
-        _img(agreement_figure(result), "leave-one-out agreement per annotator"),
-        annotator_table,
-        "</body></html>",
-    ]
-    return "\n".join(p for p in parts if p) + "\n"
+    """One self-contained HTML page of the report (figures inlined, no links), rendered by
+    the same template as the staff page's report."""
+    from django.template.loader import render_to_string
+
+    return render_to_string("evaluation/report_download.html",
+                            {"title": report_title(result), "sections": with_figures(report_sections(result))})
 
 
 # --------------------------------------------------------------------------- staff pages
 
 
 def page_context(result: dict) -> dict:
-    """What the staff report page shows of ``result``: the score and annotator rows with
-    percentages as numbers (its template formats them) and the HTML report's figures."""
-    holdout = result["holdout"]
-    rows = [
-        {
-            **row,
-            "accuracy_pct": _percent(row["accuracy"]),
-            "ci95_pct": [_percent(x) for x in row.get("ci95") or [None, None]],
-            "diff_points": _percent(row.get("diff_vs_human")),
-        }
-        for row in _rows(result)
-    ]
-    agreement = result["agreement"]
-    annotators = [
-        {
-            **a,
-            "loo_pct": _percent(a["loo_accuracy"]),
-            "held_out": a["annotator"] == holdout["annotator"],
-        }
-        for a in agreement.get("per_annotator", [])
-    ]
-    per_annotator_figure = agreement_figure(result)
-    panel = result.get("panel")
-    the_panel_figure = panel_figure(result)
-    return {
-        "size_line": _size_line(result["testset"], result["labels"]),
-        "headline": headline(result),
-        "study_lines": study_lines(result),
-        "reference_text": _reference_text(result),
-        "panel": panel and {
-            "summary": _table_context(*_panel_summary_table(panel)),
-            "annotators": _table_context(*_panel_annotator_table(panel)),
-            "notes": _panel_notes(result),
-            "figure": the_panel_figure and figure_to_data_uri(the_panel_figure),
-            "forest": (forest := forest_figure(result)) and figure_to_data_uri(forest),
-        },
-        "rows": rows,
-        "agreement_pct": _percent(agreement["accuracy"]),
-        "loo_pct": _percent(agreement["loo_accuracy"]),
-        "annotators": annotators,
-        "accuracy_figure": figure_to_data_uri(accuracy_figure(result)),
-        "confusion_figure": figure_to_data_uri(confusion_figure(result)),
-        "agreement_figure": per_annotator_figure and figure_to_data_uri(per_annotator_figure),
-    }
+    """What the staff report page shows of ``result``: the report's sections."""
+    return {"sections": with_figures(report_sections(result))}
 
 
 def _table_context(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence[bool]):
     """A table for a template: its header, and each row as (cell, is numeric) pairs."""
     return {"header": list(header), "rows": [list(zip(row, numeric)) for row in rows]}
-
-
-def summary_context(summary: dict) -> dict:
-    """An agreement summary (``services.agreement_summary``) with its two accuracies also
-    as percentages, as the dashboard shows it."""
-    return {
-        **summary,
-        "agreement_accuracy_pct": _percent(summary["agreement_accuracy"]),
-        "loo_agreement_pct": _percent(summary["loo_agreement"]),
-    }
 
 
 # --------------------------------------------------------------------------- annotator quality
@@ -814,12 +691,12 @@ def quality_rows(result: dict) -> tuple[list[str], list[list[str]]]:
               "top answer", "control", "control 95 % CI", "n flags"]
     rows = []
     for a in result["annotators"]:
-        top = "n/a" if a["top_answer"] is None else f"{a['top_answer']} {_percent_text(a['top_answer_share'], 0)}"
-        control = "n/a" if a["control_accuracy"] is None else f"{_percent_text(a['control_accuracy'])} of {a['control_votes']}"
+        top = "n/a" if a["top_answer"] is None else f"{a['top_answer']} {percent_text(a['top_answer_share'], 0)}"
+        control = "n/a" if a["control_accuracy"] is None else f"{percent_text(a['control_accuracy'])} of {a['control_votes']}"
         rows.append([
             a["annotator"] + (" (excluded)" if a["excluded"] else ""), str(a["n_votes"]), str(a["n_images"]),
             "n/a" if a["median_seconds"] is None else f"{a['median_seconds']:.1f}",
-            _percent_text(a["loo_agreement"]), _interval_text(a["loo_ci95"]), _decimal_text(a["cohens_kappa"], 2),
+            percent_text(a["loo_agreement"]), _interval_text(a["loo_ci95"]), decimal_text(a["cohens_kappa"], 2),
             top, control, _interval_text(a["control_ci95"]), str(len(a["flags"])),
         ])
     return header, rows

@@ -1,7 +1,7 @@
 """The benchmark and agreement figures of a stored test set.
 
 These functions query the ORM, run the trained models on the stored images and hand
-votes and predictions to the pure functions of ``evaluation.metrics`` and
+votes and predictions to the pure functions of the metric modules (``votes``, ``agreement``, ``heldout``, ``significance``) and
 ``evaluation.benchmark_core``. The ``benchmark`` command, the staff report pages and
 the agreement section this app adds to the annotator dashboard all call them, so every
 place shows the same figures.
@@ -20,18 +20,17 @@ from django.db import connection
 from django.db.models import Count, Q
 
 from annotator.dashboard import pool_progress
-from annotator.errors import InputError
 from annotator.models import Exclusion, Image, RepeatedFile, TestSet, Vote
 from annotator.testsets import resolve_testset
+from core.errors import InputError
 from ferml.checkpoint import CheckpointError
 from ferml.data import DataError, decode_image, to_model_array
-from ferml.inference import ModelNotFoundError, Predictor, train_hint
-from ferml.onnxmodel import OnnxModelError
+from ferml.inference import Predictor
 from ferml.labels import LABEL_SETS, LabelError, binning_matrix, map_label, scheme_targets
+from ferml.modelfiles import ModelNotFoundError, train_hint
+from ferml.onnxmodel import OnnxModelError
 
-from . import metrics, quality
-from .models import StoredPrediction
-from .predictions import PredictionFile, PredictionFileError, read_prediction_file
+from . import heldout_scoring, quality, significance_tests, vote_tables
 from .benchmark_core import (
     ALL,
     AUTO,
@@ -39,9 +38,10 @@ from .benchmark_core import (
     HoldoutChoice,
     agreement_block_from_counts,
     build_benchmark_result,
-    hold_out,
-    hold_out_all,
+    choose,
 )
+from .models import StoredPrediction
+from .predictions import PredictionFile, PredictionFileError, read_prediction_file
 
 DEFAULT_LABEL_SET = "bin3"
 VOTE_COLUMNS = ["image", "annotator", "label"]
@@ -188,7 +188,7 @@ def agreement_summary(testset: TestSet) -> dict:
     counts = vote_count_table(testset)
     agreement = agreement_block_from_counts(counts)
     return {
-        **metrics.vote_summary_from_counts(counts, _voter_ids(testset).count()),
+        **vote_tables.vote_summary_from_counts(counts, _voter_ids(testset).count()),
         "agreement_accuracy": agreement["accuracy"],
         "loo_agreement": agreement["loo_accuracy"],
         "fleiss_kappa": agreement["fleiss_kappa"],
@@ -391,8 +391,8 @@ def run_benchmark(
     holdout: str = AUTO,
     labels: str | None = None,
     seed: int = 0,
-    n_resamples: int = metrics.DEFAULT_N_RESAMPLES,
-    reference: str = metrics.MAJORITY,
+    n_resamples: int = significance_tests.DEFAULT_N_RESAMPLES,
+    reference: str = heldout_scoring.MAJORITY,
     min_images: int = DEFAULT_MIN_IMAGES,
     progress: ProgressFn | None = None,
     margin: float | None = None,
@@ -531,9 +531,9 @@ def check_margin(points: float | None) -> float | None:
 
 def check_options(reference: str, min_images: int) -> None:
     """A clear error for a reference other than majority or dawid-skene, or a minimum under 2."""
-    if reference not in metrics.REFERENCES:
+    if reference not in heldout_scoring.REFERENCES:
         raise BenchmarkError(
-            f"Unknown reference {reference!r}; choose one of {', '.join(metrics.REFERENCES)}."
+            f"Unknown reference {reference!r}; choose one of {', '.join(heldout_scoring.REFERENCES)}."
         )
     if min_images < 2:
         raise BenchmarkError(
@@ -561,9 +561,7 @@ def _hold_out(
             f"annotators with votes: {known}."
         )
     try:
-        if holdout == ALL:
-            return hold_out_all(frame, labels, reference)
-        return hold_out(frame, labels, holdout, reference), None
+        return choose(frame, labels, holdout, reference)
     except ValueError as err:
         raise BenchmarkError(f"Test set {testset.name!r}: {_sentence(str(err))}") from None
 
@@ -637,7 +635,7 @@ def pilot_components(testset: TestSet | str | None, model_name: str, labels: str
     if frame.empty:
         raise BenchmarkError(f"Test set {testset.name!r} has no votes yet: a pilot needs votes.")
     models = load_models([model_name], scoring)
-    _, splits = _hold_out(testset, frame, scoring.labels, ALL, metrics.MAJORITY)
+    _, splits = _hold_out(testset, frame, scoring.labels, ALL, heldout_scoring.MAJORITY)
     needed = {image for split in splits.values() for image in split.images}
     predictions = predict_images(testset, models, needed, scoring, progress)
     included = [(split, human, by_model) for _, split, human, by_model in panel_scores(splits, predictions)

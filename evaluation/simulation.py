@@ -1,5 +1,5 @@
 """Simulated studies: annotators and a model of known accuracy labelling images, the
-panel test run on them (``metrics.panel_splits``, ``benchmark_core.panel_block``).
+panel test run on them (``heldout_scoring.panel_splits``, ``benchmark_core.panel_block``).
 
 Pure, no Django. ``scripts/simulate_panel_coverage.py`` checks the panel interval's
 coverage with it, and ``planning`` turns stated assumptions into a pilot and checks its
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import metrics
+from . import heldout_scoring
 from .benchmark_core import panel_block
 
 LABELS = ["negative", "neutral", "positive"]
@@ -142,7 +142,7 @@ def simulate_study(rng: np.random.Generator, design: Design, accuracy: Accuracy)
 
 def panel_replicate(study: Study, min_images: int = 20) -> Replicate:
     """The project's own panel test on one study: ``panel_splits`` then ``panel_block``."""
-    splits = metrics.panel_splits(study.votes, LABELS)
+    splits = heldout_scoring.panel_splits(study.votes, LABELS)
     block = panel_block(splits, {MODEL: study.predictions}, min_images=min_images)
     entry = block["models"][0]
     lo, hi = entry["ci95"]
@@ -162,7 +162,7 @@ def panel_matrices_of(study: Study, min_images: int = 2):
     every annotator who has ``min_images`` paired images."""
     from .benchmark_core import panel_matrices, panel_scores
 
-    splits = metrics.panel_splits(study.votes, LABELS)
+    splits = heldout_scoring.panel_splits(study.votes, LABELS)
     included = [(split, human, by_model) for _, split, human, by_model
                 in panel_scores(splits, {MODEL: study.predictions}) if split.n_images >= min_images]
     return panel_matrices(included, [MODEL])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from annotator.errors import InputError
+from core.errors import InputError
 
 FOLDER = "report-models"
 KINDS = {".onnx": "onnx", ".csv": "predictions"}

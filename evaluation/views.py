@@ -1,8 +1,8 @@
-"""Staff pages of the human-vs-model report: thin views over ``evaluation.reports``.
+"""Staff pages of the human-vs-model report: thin views over ``evaluation.report_jobs``.
 
 The page, the JSON download and the HTML download read the same query string
 (holdout, reference, min_images, labels, models, seed) and show the same stored report
-(``reports.request_report``): computed in the background when it is due, its progress
+(``report_jobs.request_report``): computed in the background when it is due, its progress
 shown until it is done.
 """
 from django.conf import settings
@@ -12,16 +12,16 @@ from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from annotator import jobs
-from annotator.access import staff_required
-from annotator.errors import InputError, form_errors_text, text_response, without_server_paths
-from annotator.models import Job, TestSet
-from ferml.inference import available_models
-
 from annotator.forms import ExclusionForm
+from annotator.models import TestSet
 from annotator.testsets import do_exclude, do_include
+from core import jobs
+from core.access import staff_required
+from core.errors import InputError, form_errors_text, text_response, without_server_paths
+from core.models import Job
+from ferml.modelfiles import available_models
 
-from . import plans, report, reports, services, uploads
+from . import plans, report, report_jobs, services, uploads
 from .forms import BenchmarkForm, ModelUploadForm, PlanForm, QualityForm
 from .models import StoredPrediction
 
@@ -63,7 +63,7 @@ def report_page(request, testset):
         context["error"] = without_server_paths(job.error)
     elif job is not None and job.status == Job.Status.DONE:
         context["result"] = job.result["report"]
-        context["outdated"] = reports.is_outdated(job)
+        context["outdated"] = report_jobs.is_outdated(job)
         context.update(report.page_context(context["result"]))
     return render(request, "evaluation/report.html", context, status=400 if form.errors else 200)
 
@@ -146,11 +146,11 @@ def _report_job(request, testset, *, again: bool = False):
     )
     if not form.is_valid():
         return form, None
-    options = reports.report_options(form.cleaned_data)
-    pinned = None if again else reports.job_of(testset, request.GET.get("job"))
-    if pinned is not None and pinned.key == reports.report_key(options):
+    options = report_jobs.report_options(form.cleaned_data)
+    pinned = None if again else report_jobs.job_of(testset, request.GET.get("job"))
+    if pinned is not None and pinned.key == report_jobs.report_key(options):
         return form, pinned
-    job = reports.request_report(testset, options, request.user, again=again)
+    job = report_jobs.request_report(testset, options, request.user, again=again)
     if job.active:
         job = jobs.wait(job, settings.REPORT_WAIT_SECONDS)
     return form, job

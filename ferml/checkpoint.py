@@ -121,7 +121,7 @@ def _is_reference(member) -> bool:
 def _read_member(reference: dict, ensemble_path: Path) -> dict:
     """A member stored by reference, found beside the ensemble, else by its model name
     ($FERML_MODEL_DIR, then the shipped weights); refused when its content changed."""
-    from .inference import ModelNotFoundError, resolve_model
+    from .modelfiles import ModelNotFoundError, resolve_model
 
     name = str(reference["file"])
     beside = ensemble_path.parent / Path(name).name
@@ -193,10 +193,3 @@ def build_model(checkpoint: dict, path="checkpoint"):
         detail = " ".join(str(exc).split())[:300]
         raise CheckpointError(f"{path}: weights do not match architecture {args['name']}: {detail}") from None
     return model
-
-
-def load_model(path):
-    """(model in eval mode, preprocessor, checkpoint dict) from a checkpoint file."""
-    checkpoint = read_checkpoint(path)
-    model = build_model(checkpoint, path).eval()
-    return model, Preprocessor.from_dict(checkpoint["preprocess"]), checkpoint

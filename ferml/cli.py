@@ -8,21 +8,19 @@ import sys
 from pathlib import Path
 
 from . import live as live_defaults
-from .checkpoint import CheckpointError
-from .data import FERPLUS_MODES, DataError, load_dataset
 from .bench import DEFAULT_MODELS as DEFAULT_BENCH_MODELS
-from .device import PRECISIONS
+from .checkpoint import CheckpointError
+from .config import DATA_OPTIONS, DRAWN, VAL_SPLIT_SPELLINGS, add_options, from_args
+from .data import DataError, load_dataset
 from .labels import LABEL_SETS, LabelError
-from .losses import LOSSES
-from .models import UnknownModelError, list_models
-from .train import HOLDOUT, OPTIMIZERS, SCHEDULES, TrainConfig
+from .models import UnknownModelError
 from .tta import TTA_MODES
 
 USER_ERRORS = (DataError, LabelError, CheckpointError, UnknownModelError, FileNotFoundError, ValueError)
 
 
 def cmd_models(args) -> int:
-    from .stats import zoo_table
+    from .flops import zoo_table
 
     rows = zoo_table(args.model or None)
     if args.json:
@@ -56,21 +54,8 @@ def cmd_bench(args) -> int:
 def cmd_train(args) -> int:
     from .train import train
 
-    cfg = TrainConfig(
-        model=args.model, data=args.data, labels=args.labels, epochs=args.epochs, batch_size=args.batch_size,
-        loss=args.loss, optimizer=args.optimizer, lr=args.lr, cosine=args.cosine, schedule=args.schedule,
-        warmup=args.warmup, weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
-        soft_targets=args.soft_targets, mixup=args.mixup, precision=args.precision, tta=args.tta,
-        val_split=args.val_split, holdout_seed=args.holdout_seed, pixel_norm=not args.no_pixel_norm,
-        augment=not args.no_augment, max_rotation=args.rotation, max_enlarge=args.enlarge, device=args.device,
-        seed=args.seed, out=args.out, resume=args.resume,
-        init=args.init, channels=args.channels, dropout=args.dropout, val_data=args.val_data,
-        val_fraction=args.val_fraction, limit=args.limit, skip_bad=args.skip_bad, ferplus=args.ferplus,
-        ferplus_mode=args.ferplus_mode, display_name=args.name, half=args.half,
-        progress=not args.no_progress and sys.stderr.isatty(),  # a log file gets the epoch lines only
-        time_limit=args.time_limit, swa_start=args.swa, swa_lr=args.swa_lr,
-        teacher=args.teacher, teacher_weight=args.teacher_weight,
-    )
+    # a log file gets the epoch lines only
+    cfg = from_args(args, progress=args.progress and sys.stderr.isatty())
     result = train(cfg, log=lambda m: print(m, flush=True))
     if int(os.environ.get("RANK", "0")) == 0:
         best = result["best"]
@@ -99,8 +84,8 @@ def _scoring_data(args, predictor):
     labels = args.labels or predictor.label_set
     load = dict(label_set=labels, size=predictor.input_size, channels=predictor.channels, skip_bad=args.skip_bad,
                 ferplus=args.ferplus, ferplus_mode=args.ferplus_mode)
-    if args.split == HOLDOUT:
-        return holdout_of(predictor.checkpoint, args.data, load)
+    if VAL_SPLIT_SPELLINGS.get(args.split, args.split) == DRAWN:
+        return drawn_validation_of(predictor.checkpoint, args.data, load)
     return load_dataset(args.data, split=args.split, **load)
 
 
@@ -108,10 +93,10 @@ def cmd_export(args) -> int:
     """A checkpoint for use: no resume state, the chosen test-time augmentation, and
     half-precision weights when no prediction on the given data changes; or, with
     ``--onnx``, the model as ONNX with its metadata."""
-    import numpy as np
 
     from .checkpoint import read_checkpoint, save_checkpoint
-    from .inference import Predictor, resolve_model
+    from .inference import Predictor
+    from .modelfiles import resolve_model
 
     if args.onnx:
         return _export_onnx(args)
@@ -149,13 +134,13 @@ def cmd_export(args) -> int:
     return 0
 
 
-ONNX_TOLERANCE = 1e-4
 ONNX_CHECK_IMAGES = 512
 
 
 def _export_onnx(args) -> int:
     """The checkpoint's whole prediction (preprocessing, test-time views, softmax) as one ONNX
-    graph, checked against PyTorch on the first images of --data."""
+    graph, checked against PyTorch on the first images of --data (refused, and nothing
+    written, where they differ by more than ``onnxmodel.MAX_DIFFERENCE``)."""
     from .inference import Predictor
     from .onnxmodel import export_onnx
 
@@ -168,11 +153,34 @@ def _export_onnx(args) -> int:
     print(f"{args.out}: {predictor.name} as ONNX ({Path(args.out).stat().st_size / 2**20:.1f} MiB); on "
           f"{len(check)} images of {args.data} its probabilities differ from PyTorch's by at most "
           f"{result['max_difference']:.1e}")
-    if result["max_difference"] > ONNX_TOLERANCE:
-        print(f"error: more than {ONNX_TOLERANCE:g}: the ONNX model does not answer as the checkpoint does",
-              file=sys.stderr)
-        Path(args.out).unlink(missing_ok=True)
-        return 2
+    return 0
+
+
+def cmd_prepare(args) -> int:
+    """Export, once per machine, each network whose measured path is ONNX Runtime, so that
+    no later prediction waits for it (a network is otherwise exported on its first use)."""
+    import time
+
+    import numpy as np
+
+    from .inference import Predictor, onnx_cache_dir
+    from .modelfiles import available_models
+
+    names = args.model or available_models()
+    prepared = 0
+    for name in names:
+        predictor = Predictor.from_name(name, device="cpu")
+        for network in predictor.members or [predictor]:
+            if network.precision != "onnxruntime":
+                continue
+            started = time.perf_counter()
+            # the export is checked against PyTorch on a few seeded noise images
+            noise = np.random.default_rng(0).integers(0, 256, (8, network.channels, network.input_size,
+                                                               network.input_size), dtype=np.uint8)
+            network.runtime(noise)
+            prepared += 1
+            print(f"{network.name}: ONNX Runtime graph ready in {time.perf_counter() - started:.1f} s", flush=True)
+    print(f"{prepared} network(s) on ONNX Runtime, in {onnx_cache_dir()}")
     return 0
 
 
@@ -181,7 +189,8 @@ def cmd_paths(args) -> int:
     that changes at most 0.1 % of the predictions."""
     import tempfile
 
-    from .inference import Predictor, resolve_model
+    from .inference import Predictor
+    from .modelfiles import INFERENCE_PATHS, resolve_model
     from .paths import MAX_CHANGED, measure, networks, write_choices
 
     rows, folders = {}, set()
@@ -198,6 +207,8 @@ def cmd_paths(args) -> int:
                 row = measure(network, images[:args.limit] if args.limit else images,
                               Path(scratch) if args.onnx else None)
                 rows[network.key] = row
+                if args.write:  # each network's choice is kept as soon as it is measured
+                    write_choices({network.key: row}, resolve_model(name).parent)
                 speed = row["images_per_second"]
 
                 def cell(value, pattern):
@@ -205,18 +216,16 @@ def cmd_paths(args) -> int:
                 print(f"{row['model']:<22}{row['tta']:>6}{speed['fp32']:>12.1f}{cell(speed.get('bf16'), '>12.1f')}"
                       f"{cell(row.get('changed_bf16'), '>14.4%')}{cell(speed.get('onnxruntime'), '>11.1f')}"
                       f"{cell(row.get('changed_onnxruntime'), '>13.4%')}  {row['precision']}", flush=True)
-    print(f"bf16 is kept where it is faster and changes at most {MAX_CHANGED:.1%} of the predictions.")
+    print(f"path: the fastest of those that change at most {MAX_CHANGED:.1%} of float32's predictions.")
     if args.write:
-        if len(folders) != 1:
-            raise ValueError("--write: the models lie in several folders; measure each folder's on its own")
-        print(f"written to {write_choices(rows, folders.pop())}")
+        print(f"written to {', '.join(str(Path(folder) / INFERENCE_PATHS) for folder in sorted(map(str, folders)))}")
     return 0
 
 
 def cmd_ensemble(args) -> int:
     from .checkpoint import make_ensemble, member_reference, read_checkpoint, save_checkpoint
-    from .inference import resolve_model
     from .labels import binning_matrix, check_label_set
+    from .modelfiles import resolve_model
 
     files = [resolve_model(name) for name in args.members]
     members = [read_checkpoint(path) for path in files]
@@ -235,37 +244,40 @@ def cmd_ensemble(args) -> int:
     return 0
 
 
-def holdout_of(checkpoint: dict, path, load: dict):
-    """The training images a checkpoint held out for validation (its seed and fraction)."""
+def drawn_validation_of(checkpoint: dict, path, load: dict):
+    """The training images a checkpoint drew for validation (its seed and fraction)."""
     import numpy as np
 
-    from .data import MissingSplitError, holdout_mask, sha256_of
+    from .checkpoint import file_sha256
+    from .data import MissingSplitError, draw_mask
 
     parts = checkpoint.get("members", [checkpoint])
-    holdouts = {(_holdout_seed(p.get("train", {})), p.get("train", {}).get("val_fraction"),
-                 p.get("data", {}).get("sha256")) for p in parts}
-    if len(holdouts) > 1:
-        raise ValueError("the ensemble's members held out different training images; score them one by one")
+    draws = {(_draw_seed(p.get("train", {})), p.get("train", {}).get("val_fraction"),
+              p.get("data", {}).get("sha256")) for p in parts}
+    if len(draws) > 1:
+        raise ValueError("the ensemble's members drew different validation images; score them one by one")
     checkpoint = parts[0]
     trained = checkpoint.get("train", {})
     if "seed" not in trained:
-        raise ValueError("this checkpoint records no training run, so no holdout")
-    if trained.get("val_split") != HOLDOUT and trained.get("val_data"):
-        raise ValueError("this checkpoint was validated on other data (--val-data), not on a holdout of its training data")
+        raise ValueError("this checkpoint records no training run, so no drawn validation images")
+    if VAL_SPLIT_SPELLINGS.get(trained.get("val_split"), trained.get("val_split")) != DRAWN and trained.get("val_data"):
+        raise ValueError("this checkpoint was validated on other data (--val-data), not on images drawn from its "
+                         "training data")
     recorded = checkpoint.get("data", {}).get("sha256")
-    if recorded and Path(path).is_file() and sha256_of(path) != recorded:
+    if recorded and Path(path).is_file() and file_sha256(path) != recorded:
         raise ValueError(f"{path} is not the file this checkpoint was trained on "
                          f"({checkpoint['data'].get('file')}, sha256 {recorded[:12]}...)")
     try:
         data = load_dataset(path, split=trained.get("train_split", "train"), **load)
     except MissingSplitError:
         data = load_dataset(path, split=None, **load)
-    return data.subset(np.flatnonzero(holdout_mask(data.keys, _holdout_seed(trained),
-                                                   float(trained.get("val_fraction", 0.1)))))
+    return data.subset(np.flatnonzero(draw_mask(data.keys, _draw_seed(trained),
+                                                float(trained.get("val_fraction", 0.1)))))
 
 
-def _holdout_seed(trained: dict) -> int | None:
-    seed = trained.get("holdout_seed")
+def _draw_seed(trained: dict) -> int | None:
+    # checkpoints written before the rename record it as holdout_seed
+    seed = trained.get("draw_seed", trained.get("holdout_seed"))
     return int(trained["seed"]) if seed is None and "seed" in trained else seed
 
 
@@ -289,20 +301,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_models)
 
     data_opts = argparse.ArgumentParser(add_help=False)
-    data_opts.add_argument("--data", required=True, help="FER2013 csv(.gz), AffectNet csv/folder, or class-per-folder tree or zip")
-    data_opts.add_argument("--labels", choices=list(LABEL_SETS), help="label set")
-    data_opts.add_argument("--skip-bad", action="store_true", help="skip and count malformed rows/images instead of stopping")
-    data_opts.add_argument("--ferplus", help="FER+ fer2013new.csv: label FER2013 rows by their crowd votes")
-    data_opts.add_argument("--ferplus-mode", choices=list(FERPLUS_MODES), default="majority",
-                           help="label of a FER+ face: majority (one emotion has over half the votes), plurality "
-                                "(one emotion has the most), bins (votes binned into the label set first, then the "
-                                "most-voted class: the benchmark's majority); ties are left out")
-    data_opts.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    data_opts.add_argument("--batch-size", type=int, default=128)
+    add_options(data_opts, DATA_OPTIONS, labels=None)  # a scoring command's default: the model's own labels
 
     p = sub.add_parser("bench", help="training and inference speed per model and precision, beside FLOPs")
     p.add_argument("model", nargs="*", help=f"models to time (default: {' '.join(DEFAULT_BENCH_MODELS)})")
-    p.add_argument("--precision", nargs="+", choices=["fp32", "bf16"], default=["fp32", "bf16"])
+    p.add_argument("--precision", nargs="+", choices=["fp32", "bf16", "onnxruntime"], default=["fp32", "bf16"],
+                   help="PyTorch precisions, and onnxruntime for inference under ONNX Runtime")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--repeats", type=int, default=5, help="timed repeats of each measurement (the median counts)")
@@ -310,72 +314,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the rows as JSON here")
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("train", parents=[data_opts], help="train a model")
-    p.add_argument("--model", required=True, choices=list_models(), metavar="NAME", help="one of: " + ", ".join(list_models()))
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--loss", choices=list(LOSSES), default="ce", help="ce: cross-entropy; svm: L2 multiclass SVM, delta 1")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adadelta")
-    p.add_argument("--lr", type=float, help="learning rate, the peak of a one-cycle schedule "
-                                            "(default: 1.0 adadelta, 1e-3 adam and adamw, 0.01 sgd)")
-    p.add_argument("--schedule", choices=SCHEDULES, default="constant",
-                   help="constant (sgd: reduce on plateau), cosine (per epoch, to zero) or onecycle "
-                        "(per batch: warm-up to --lr, then cosine down)")
-    p.add_argument("--cosine", action="store_true", help="same as --schedule cosine")
-    p.add_argument("--warmup", type=float, default=0.25, help="one-cycle: share of the steps spent warming up")
-    p.add_argument("--weight-decay", type=float, default=0.0, help="weight decay (decoupled with adamw)")
-    p.add_argument("--label-smoothing", type=float, default=0.0, help="mix the targets with the uniform distribution")
-    p.add_argument("--soft-targets", action="store_true",
-                   help="train on each face's FER+ vote distribution (needs --ferplus); ties and no-majority faces "
-                        "are kept for training")
-    p.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA", help="mixup with Beta(ALPHA, ALPHA); 0 is off")
-    p.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="bf16 autocast or fp32; auto takes bf16 on CPUs with AVX512-BF16 or AMX and on GPUs "
-                        "that support it")
-    p.add_argument("--swa", type=int, default=0, metavar="EPOCH",
-                   help="stochastic weight averaging: from this epoch on hold the rate at --swa-lr and validate "
-                        "and keep the running mean of each epoch's weights (0: off)")
-    p.add_argument("--swa-lr", type=float, metavar="LR", help="the rate held while averaging (default: --lr)")
-    p.add_argument("--teacher", metavar="MODEL",
-                   help="distillation: mix this model's softmax on each training image (its own TTA; a name, "
-                        "checkpoint or ensemble) into the targets")
-    p.add_argument("--teacher-weight", type=float, default=TrainConfig.teacher_weight, metavar="W",
-                   help="the teacher's share of each target (default %(default)g)")
-    p.add_argument("--tta", choices=TTA_MODES, default="none",
-                   help="test-time augmentation stored in the checkpoint, applied by validation, score, "
-                        "benchmark and live: none, flip (2 views) or crops (ten-crop)")
-    p.add_argument("--val-split", default="val",
-                   help=f"validation split of --data (val, test) or {HOLDOUT}: a seeded --val-fraction of the "
-                        "training split, leaving the data's own val split unseen")
-    p.add_argument("--no-pixel-norm", action="store_true", help="switch pixel normalization off (thesis 8.8)")
-    p.add_argument("--no-augment", action="store_true")
-    p.add_argument("--rotation", type=float, default=TrainConfig.max_rotation, metavar="DEG",
-                   help="augmentation: random rotation up to DEG degrees either way (default %(default)g)")
-    p.add_argument("--enlarge", type=int, default=TrainConfig.max_enlarge, metavar="PX",
-                   help="augmentation: enlarge by up to PX pixels, then crop at random (default %(default)s)")
-    p.add_argument("--channels", type=int, choices=[1, 3], default=1, help="1 grayscale, 3 RGB")
-    p.add_argument("--dropout", type=float, nargs="+", help="dropout schedule, e.g. 0.05 0.2 0.4")
-    p.add_argument("--val-data", help="validation data (default: the data's own validation split)")
-    p.add_argument("--val-fraction", type=float, default=0.1,
-                   help="share of the training images held out for validation (data without splits, or --val-split holdout)")
-    p.add_argument("--holdout-seed", type=int, help="seed that picks the held-out images (default: --seed), so runs with "
-                                                    "different seeds can validate on the same faces")
-    p.add_argument("--limit", type=int, help="use at most this many training and validation images")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="best checkpoint path (default runs/NAME.pt)")
-    p.add_argument("--resume", help="continue from a .last.pt file")
-    p.add_argument("--init", help="start from this checkpoint's weights (fine-tuning)")
-    p.add_argument("--name", help="name recorded in the checkpoint (default: the file name)")
-    p.add_argument("--half", action="store_true", help="store the best checkpoint's weights in half precision")
-    p.add_argument("--no-progress", action="store_true",
-                   help="no progress bar (there is none anyway when the output is not a terminal)")
-    p.add_argument("--time-limit", type=float, metavar="MIN",
-                   help="stop (keeping the best checkpoint) before an epoch that would end past MIN minutes")
-    p.set_defaults(func=cmd_train, labels="fer7")
+    p = sub.add_parser("train", help="train a model")
+    add_options(p)
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("score", parents=[data_opts], help="score a trained model")
     p.add_argument("--model", required=True, help="model name (NAME.pt in $FERML_MODEL_DIR or shipped) or checkpoint file")
-    p.add_argument("--split", help=f"train, val or test (default: every row), or {HOLDOUT}: the training images "
-                                   "the checkpoint held out for validation (--val-split holdout)")
+    p.add_argument("--split", help=f"train, val or test (default: every row), or {DRAWN}: the training images "
+                                   f"the checkpoint drew for validation (--val-split {DRAWN})")
     p.add_argument("--tta", choices=TTA_MODES, help="test-time augmentation (default: the checkpoint's own)")
     p.add_argument("--json", help="write the result as JSON here")
     p.set_defaults(func=cmd_score, batch_size=256)
@@ -385,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "augmentation, and in half precision if no prediction on --data changes")
     p.add_argument("model", help="model name or checkpoint file")
     p.add_argument("out", help="the checkpoint to write")
-    p.add_argument("--split", help=f"train, val, test or {HOLDOUT} (default: every row)")
+    p.add_argument("--split", help=f"train, val, test or {DRAWN} (default: every row)")
     p.add_argument("--tta", choices=TTA_MODES, help="store this test-time augmentation (default: keep the checkpoint's)")
     p.add_argument("--float32-fallback", action="store_true", help="keep float32 weights if half precision changes a prediction")
     p.add_argument("--allow-changes", action="store_true", help="write half precision even if predictions change")
@@ -397,11 +343,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("paths", parents=[data_opts],
                        help="measure float32 against bf16 (and ONNX Runtime) per network and choose each one's path")
     p.add_argument("model", nargs="+", help="model names or files")
-    p.add_argument("--split", help=f"train, val, test or {HOLDOUT} (default: every row)")
+    p.add_argument("--split", help=f"train, val, test or {DRAWN} (default: every row)")
     p.add_argument("--limit", type=int, help="only the first N images")
     p.add_argument("--onnx", action="store_true", help="measure ONNX Runtime too")
     p.add_argument("--write", action="store_true", help="write the choices to inference.json beside the models")
     p.set_defaults(func=cmd_paths, batch_size=256)
+
+    p = sub.add_parser("prepare", help="export the networks that run on ONNX Runtime (inference.json) once, "
+                                       "before their first use")
+    p.add_argument("model", nargs="*", help="model names or files (default: every known model)")
+    p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("ensemble", help="a checkpoint that averages the probabilities of trained models")
     p.add_argument("members", nargs="+", help="model names or checkpoint files (input sizes may differ)")

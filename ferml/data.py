@@ -107,11 +107,11 @@ def normalize_split(split: str | None) -> str | None:
     return SPLIT_ALIASES[key]
 
 
-def holdout_mask(keys: list[str], seed: int, fraction: float) -> np.ndarray:
-    """Which images a seeded validation holdout takes: those whose key hashes (with the seed)
-    below ``fraction``. It depends on nothing but the key, so the same images are held out
-    whatever else is loaded or filtered, and a checkpoint's holdout can be scored again
-    later from its seed and fraction. At least one image is taken."""
+def draw_mask(keys: list[str], seed: int, fraction: float) -> np.ndarray:
+    """Which training images a seeded validation draw takes: those whose key hashes (with the
+    seed) below ``fraction``. It depends on nothing but the key, so the same images are drawn
+    whatever else is loaded or filtered, and a checkpoint's drawn validation images can be
+    scored again later from its seed and fraction. At least one image is taken."""
     if not 0 < fraction < 1:
         raise DataError(f"the validation fraction must be between 0 and 1, got {fraction}")
     values = np.array([int.from_bytes(hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest(), "big")
@@ -120,14 +120,6 @@ def holdout_mask(keys: list[str], seed: int, fraction: float) -> np.ndarray:
     if len(keys) and not mask.any():
         mask[int(values.argmin())] = True
     return mask
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------- FER2013 and FER+
@@ -448,7 +440,7 @@ def read_raw(path, split=None, skip_bad=False, channels=1, ferplus=None) -> RawS
     raw = read_image_tree(path, split, skip_bad, channels)
     rows = fer2013_rows(raw.keys)
     if rows is not None:
-        # a ferml.pack zip: its images keep their FER2013 keys, so a seeded holdout drawn
+        # a ferml.pack zip: its images keep their FER2013 keys, so a seeded validation draw
         # from it holds out the faces the csv's would
         raw.keys = [f"row-{row:05d}" for row in rows]
     if ferplus is None:

@@ -1,4 +1,4 @@
-"""Find a trained model by name or file and run it on images in batches."""
+"""Run a trained model (found by ``modelfiles``) on images in batches."""
 from __future__ import annotations
 
 import os
@@ -10,96 +10,30 @@ import torch
 from .checkpoint import build_model, file_sha256, read_checkpoint
 from .data import to_model_array
 from .device import bf16_is_fast, pick_device
-from .labels import binning_matrix, check_label_set
+from .labels import binning_matrix
+from .modelfiles import inference_paths, resolve_model
 from .preprocess import Preprocessor
 from .tta import check_tta, predict_probabilities
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-
-
-class ModelNotFoundError(FileNotFoundError):
-    def __str__(self) -> str:
-        return self.args[0]
-
-
-def train_hint(name: str) -> str:
-    model_dir = os.environ.get("FERML_MODEL_DIR")
-    out = f"{model_dir}/{name}.pt" if model_dir else f"models/{name}.pt"
-    hint = "" if model_dir else "\nthen set FERML_MODEL_DIR=models so that it is found by name."
-    return f"python -m ferml train --model {name} --data fer2013.csv.gz --out {out}{hint}"
-
-
-MODEL_SUFFIXES = (".pt", ".onnx")
-
-
-def _checkpoints_in(folder: Path) -> set[str]:
-    # NAME.last.pt is the resume state that training writes beside NAME.pt, not a model; an
-    # ONNX model goes by its file name (NAME.onnx), so it never hides a checkpoint's name
-    return ({p.stem for p in folder.glob("*.pt") if not p.name.endswith(".last.pt")}
-            | {p.name for p in folder.glob("*.onnx")})
-
-
-def available_models() -> list[str]:
-    """Names of the models whose weights ship with the package or lie in $FERML_MODEL_DIR."""
-    names = _checkpoints_in(WEIGHTS_DIR)
-    model_dir = os.environ.get("FERML_MODEL_DIR")
-    if model_dir and Path(model_dir).is_dir():
-        names |= _checkpoints_in(Path(model_dir))
-    return sorted(names)
-
-
-def resolve_model(name_or_path) -> Path:
-    """A model file path: the path itself, else NAME.pt (or NAME.onnx, by its full name) in
-    $FERML_MODEL_DIR, else shipped."""
-    candidate = Path(name_or_path)
-    model_dir = os.environ.get("FERML_MODEL_DIR")
-    if candidate.suffix == ".onnx" and not candidate.exists() and model_dir and len(candidate.parts) == 1:
-        candidate = Path(model_dir) / candidate.name
-    if candidate.suffix in MODEL_SUFFIXES or candidate.exists():
-        if candidate.is_file():
-            return candidate
-        kind = "ONNX model" if candidate.suffix == ".onnx" else "checkpoint"
-        raise ModelNotFoundError(f"{candidate}: no such {kind} file")
-    places = []
-    if model_dir:
-        places.append(Path(model_dir) / f"{name_or_path}.pt")
-    places.append(WEIGHTS_DIR / f"{name_or_path}.pt")
-    for place in places:
-        if place.is_file():
-            return place
-    where = " or ".join(str(p.parent) for p in places)
-    raise ModelNotFoundError(
-        f"no trained weights for model {name_or_path!r} (looked in {where}). Train them with:\n"
-        f"  {train_hint(name_or_path)}"
-    )
-
-
-INFERENCE_PATHS = "inference.json"
-
 
 def chosen_precision(key: str, device) -> str:
-    """The precision measured for this network (``python -m ferml paths``): bf16 with
-    channels-last where it changed at most 0.1 % of the predictions on FER2013 PublicTest,
-    else float32; float32 on hardware without native bf16."""
-    entry = inference_paths().get(key)
-    if entry and entry.get("precision") == "bf16" and bf16_is_fast(device):
+    """The inference path measured for this network (``python -m ferml paths``): the fastest
+    of float32, bf16 autocast with channels-last and ONNX Runtime among those that changed
+    at most 0.1 % of float32's predictions on FER2013 PublicTest. float32 where the path
+    needs what this device lacks (native bf16; ONNX Runtime runs on the CPU only)."""
+    chosen = (inference_paths().get(key) or {}).get("precision")
+    if chosen == "bf16" and bf16_is_fast(device):
         return "bf16"
+    if chosen == "onnxruntime" and device.type == "cpu":
+        return "onnxruntime"
     return "fp32"
 
 
-def inference_paths() -> dict:
-    """The measured inference path of each network by content hash: the shipped weights'
-    ``inference.json`` and $FERML_MODEL_DIR's."""
-    import json
-
-    paths = {}
-    folders = [WEIGHTS_DIR] + ([Path(os.environ["FERML_MODEL_DIR"])] if os.environ.get("FERML_MODEL_DIR") else [])
-    for folder in folders:
-        try:
-            paths.update(json.loads((folder / INFERENCE_PATHS).read_text()))
-        except (OSError, ValueError):
-            continue
-    return paths
+def onnx_cache_dir() -> Path:
+    """Where networks run with ONNX Runtime keep their exported graphs ($FERML_CACHE_DIR/onnx,
+    by default ~/.cache/ferml/onnx): exported once per machine, on first use."""
+    base = os.environ.get("FERML_CACHE_DIR") or Path.home() / ".cache" / "ferml"
+    return Path(base) / "onnx"
 
 
 def resize_arrays(batch: np.ndarray, size: int) -> np.ndarray:
@@ -132,6 +66,7 @@ class Predictor:
                                   member.get("file_sha256") or f"{self.key}#{i}")
                         for i, member in enumerate(self.checkpoint.get("members", []))]
         self._model = None
+        self._runtime = None
         if self.members:
             self.preprocessor = max(self.members, key=lambda m: m.input_size).preprocessor
         else:
@@ -175,13 +110,34 @@ class Predictor:
         if self.members:
             by_size = {size: resize_arrays(batch, size) for size in {m.input_size for m in self.members}}
             return self.combine([m.predict_proba_arrays(by_size[m.input_size]) for m in self.members], label_set)
+        if self.precision == "onnxruntime" and len(batch):
+            return self.in_labels(self.runtime(batch[:8]).predict_proba_arrays(batch), label_set)
+        return self.in_labels(self.torch_probabilities(batch, self.precision), label_set)
+
+    @torch.no_grad()
+    def torch_probabilities(self, batch: np.ndarray, precision: str = "fp32") -> np.ndarray:
+        """Softmax over the model's classes from PyTorch at ``precision`` (one network)."""
         out = []
         for start in range(0, len(batch), self.batch_size):
             x = self.preprocessor(torch.from_numpy(batch[start:start + self.batch_size]))
             out.append(predict_probabilities(self.model, x, self.tta, self.batch_size, self.device,
-                                             self.precision).numpy())
-        probs = np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
-        return self.in_labels(probs, label_set)
+                                             precision).numpy())
+        return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
+
+    def runtime(self, check: np.ndarray):
+        """This network under ONNX Runtime: its export in ``onnx_cache_dir()``, written on
+        first use and checked against PyTorch on ``check`` (a few of the images at hand)."""
+        if self._runtime is None:
+            from .onnxmodel import OnnxPredictor, export_onnx
+
+            path = onnx_cache_dir() / f"{self.key.replace('#', '-')}-{self.tta}.onnx"
+            if not path.is_file():
+                # written aside and moved into place, so a parallel process never reads half a file
+                partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+                export_onnx(self, partial, check)
+                os.replace(partial, path)
+            self._runtime = OnnxPredictor(path, batch_size=self.batch_size)
+        return self._runtime
 
     def in_labels(self, probs: np.ndarray, label_set=None) -> np.ndarray:
         """Probabilities over the model's classes, summed into the bins of ``label_set``."""
@@ -197,7 +153,3 @@ class Predictor:
 
     def predict_proba(self, images, label_set: str | None = None) -> np.ndarray:
         return self.predict_proba_arrays(self.prepare_images(images), label_set)
-
-    def predict(self, images, label_set: str | None = None) -> list[str]:
-        classes = check_label_set(label_set) if label_set else self.classes
-        return [classes[i] for i in self.predict_proba(images, label_set).argmax(1)]

@@ -32,13 +32,15 @@ import torch
 from .checkpoint import file_sha256
 from .labels import LABEL_SETS, binning_matrix, canonical
 from .preprocess import EPS, image_normalize
-from .tta import TTA_MODES, tta_views
+from .tta import tta_views
 
 INPUT = "pixels"
 OUTPUT = "probabilities"
 PREPROCESSING = ("included", "scale", "mean_std")
 OUTPUTS = ("probabilities", "logits")
 REQUIRED = ("classes", "input_size", "channels", "preprocessing", "output")
+BATCH_PIXELS = 32 * 100 * 100  # the most image pixels one ONNX Runtime batch takes
+MAX_DIFFERENCE = 1e-4  # an export whose probabilities stray further from PyTorch's is refused
 
 
 class OnnxModelError(ValueError):
@@ -72,6 +74,31 @@ class Pipeline(torch.nn.Module):
         return total / len(views)
 
 
+def export_graph(module: torch.nn.Module, example: torch.Tensor, out: Path) -> None:
+    """``module`` (one input ``x``, any batch size) as an ONNX graph in ``out``."""
+    images = torch.export.Dim("images", min=1)
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # the exporter logs every operator library it does not find
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # and prints its own progress lines
+            torch.onnx.export(module, (example,), str(out), input_names=[INPUT], output_names=[OUTPUT],
+                              dynamic_shapes={"x": {0: images}}, opset_version=18, dynamo=True, verbose=False)
+    finally:
+        quiet.setLevel(level)
+
+
+def runtime_session(path: Path):
+    """An ONNX Runtime session on the CPU with PyTorch's thread count."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.inter_op_num_threads = 1
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.enable_cpu_mem_arena = False
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 def export_onnx(predictor, out: str | Path, check: np.ndarray) -> dict:
     """Write ``predictor`` (one network, not an ensemble) as ONNX with its metadata; check
     that ONNX Runtime's probabilities on ``check`` (uint8 (N, C, S, S) images) agree with
@@ -82,16 +109,8 @@ def export_onnx(predictor, out: str | Path, check: np.ndarray) -> dict:
         raise OnnxModelError("an ensemble is exported member by member: export each of its models")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    pipeline = Pipeline(predictor).eval()
     example = torch.zeros(2, predictor.channels, predictor.input_size, predictor.input_size)
-    images = torch.export.Dim("images", min=1)  # any batch size
-    quiet = logging.getLogger("torch.onnx")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)  # the exporter logs every operator library it does not find
-    with contextlib.redirect_stdout(io.StringIO()):  # and prints its own progress lines
-        torch.onnx.export(pipeline, (example,), str(out), input_names=[INPUT], output_names=[OUTPUT],
-                          dynamic_shapes={"x": {0: images}}, opset_version=18, dynamo=True, verbose=False)
-    quiet.setLevel(level)
+    export_graph(Pipeline(predictor).eval(), example, out)
     metadata = {
         "classes": list(predictor.classes), "label_set": predictor.label_set,
         "input_size": predictor.input_size, "channels": predictor.channels,
@@ -103,9 +122,14 @@ def export_onnx(predictor, out: str | Path, check: np.ndarray) -> dict:
         entry = graph.metadata_props.add()
         entry.key, entry.value = key, json.dumps(value)
     onnx.save(graph, str(out))
-    reference = predictor.predict_proba_arrays(check)
+    reference = predictor.torch_probabilities(check)
     exported = OnnxPredictor(out).predict_proba_arrays(check)
-    return {"metadata": metadata, "max_difference": float(np.abs(reference - exported).max()) if len(check) else 0.0}
+    difference = float(np.abs(reference - exported).max()) if len(check) else 0.0
+    if difference > MAX_DIFFERENCE:
+        out.unlink()
+        raise OnnxModelError(f"{predictor.name}: ONNX Runtime's probabilities differ from PyTorch's by "
+                             f"{difference:.2g} (more than {MAX_DIFFERENCE:g}); nothing written")
+    return {"metadata": metadata, "max_difference": difference}
 
 
 def _metadata(path: Path, session) -> dict:
@@ -137,15 +161,10 @@ class OnnxPredictor:
     into a label set when asked."""
 
     def __init__(self, path, batch_size: int = 256, tta: str | None = None, **_ignored):
-        import onnxruntime
-
         self.path = Path(path)
         self.batch_size = batch_size
         try:
-            options = onnxruntime.SessionOptions()
-            options.inter_op_num_threads = 1
-            options.intra_op_num_threads = torch.get_num_threads()
-            self.session = onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+            self.session = runtime_session(self.path)
         except Exception as exc:  # onnxruntime raises its own types for a file it cannot read
             raise OnnxModelError(f"{self.path.name}: ONNX Runtime cannot load it ({str(exc).splitlines()[0]})") from None
         meta = _metadata(self.path, self.session)
@@ -156,6 +175,9 @@ class OnnxPredictor:
         classes = meta["classes"].split(",") if isinstance(meta["classes"], str) else meta["classes"]
         self.classes = [canonical(str(c)) for c in classes]
         self.input_size, self.channels = self._int(meta, "input_size"), self._int(meta, "channels")
+        # ONNX Runtime holds every intermediate of a batch at once (a DenseNet at 100 px took
+        # about 75 MB per image): batches are cut to a pixel budget
+        self.batch_size = max(1, min(batch_size, BATCH_PIXELS // (self.channels * self.input_size ** 2)))
         self.preprocessing = self._choice(meta, "preprocessing", PREPROCESSING)
         self.output = self._choice(meta, "output", OUTPUTS)
         self.tta = self._choice({"tta": tta or meta.get("tta", "none")}, "tta", ("none", "flip"))

@@ -4,9 +4,9 @@ The Kaggle csv is 85 MB gzipped; as lossless WebP images in a class-per-folder z
 (``train/<label>/row-NNNNN.webp``, ``val/...``) the same pixels take about 52 MB, which
 ferml reads as it reads any image tree (``--data fer2013-trval.zip --split train``).
 The images keep their FER2013 row in their names (``row-NNNNN``), so ``--ferplus``
-relabels the zip as it does the csv, and a ``--val-split holdout`` drawn from it holds
-out the same faces. ``--splits train`` packs Training alone (about 48 MiB), for a
-training run that validates on its holdout. Every image is decoded again and compared
+relabels the zip as it does the csv, and a ``--val-split drawn`` from it draws the same
+faces for validation. ``--splits train`` packs Training alone (about 48 MiB), for a
+training run that validates on images drawn from it. Every image is decoded again and compared
 with its row before the zip is kept.
 
 ``--weights-copy CHECKPOINT OUT`` writes a checkpoint with 16-bit weights, half the

@@ -20,78 +20,22 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .checkpoint import CheckpointError, build_model, make_checkpoint, read_checkpoint, save_checkpoint
-from .data import MissingSplitError, RawSet, holdout_mask, prepare, read_raw, sha256_of
-from .device import PRECISIONS, autocast, pick_device, resolve_precision
+from .checkpoint import (
+    CheckpointError,
+    build_model,
+    file_sha256,
+    make_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
+from .config import DRAWN, TrainConfig, check_choices
+from .data import MissingSplitError, RawSet, draw_mask, prepare, read_raw
+from .device import autocast, pick_device, resolve_precision
 from .labels import check_label_set
 from .losses import LOSSES
 from .models import create_model, get_entry
 from .preprocess import Preprocessor, augment_batch
 from .tta import check_tta, predict_probabilities
-
-OPTIMIZERS = ("adadelta", "adam", "adamw", "sgd")
-SCHEDULES = ("constant", "cosine", "onecycle")
-HOLDOUT = "holdout"  # --val-split: a seeded fraction of the training split validates
-
-
-@dataclass
-class TrainConfig:
-    model: str
-    data: str
-    labels: str = "fer7"
-    epochs: int = 30
-    batch_size: int = 128
-    loss: str = "ce"
-    optimizer: str = "adadelta"
-    lr: float | None = None
-    schedule: str = "constant"
-    cosine: bool = False  # the older spelling of schedule="cosine"
-    warmup: float = 0.25  # one-cycle: share of the steps spent raising the rate
-    weight_decay: float = 0.0
-    label_smoothing: float = 0.0
-    soft_targets: bool = False
-    mixup: float = 0.0  # Beta(a, a) mixing of image pairs and their targets; 0 is off
-    precision: str = "auto"
-    tta: str = "none"
-    pixel_norm: bool = True
-    augment: bool = True
-    max_rotation: float = 45.0  # degrees either way (SPEC's default)
-    max_enlarge: int = 12  # pixels added before the random crop back to the input size
-    device: str = "auto"
-    seed: int = 0
-    out: str | None = None
-    resume: str | None = None
-    init: str | None = None
-    channels: int = 1
-    dropout: list[float] | None = None
-    train_split: str | None = "train"
-    val_split: str | None = "val"
-    val_data: str | None = None
-    val_fraction: float = 0.1
-    holdout_seed: int | None = None  # which images a holdout takes (default: --seed)
-    limit: int | None = None
-    skip_bad: bool = False
-    ferplus: str | None = None
-    ferplus_mode: str = "majority"
-    display_name: str | None = None
-    half: bool = False
-    progress: bool = True
-    time_limit: float | None = None  # minutes; stop before an epoch that would run past it
-    swa_start: int = 0  # first epoch whose weights are averaged (stochastic weight averaging); 0 is off
-    swa_lr: float | None = None  # the rate held from swa_start on (default: lr)
-    teacher: str | None = None  # model name or checkpoint whose softmax joins the targets (distillation)
-    teacher_weight: float = 0.5  # the teacher's share of each target
-
-    def output_path(self) -> Path:
-        return Path(self.out or f"runs/{self.display_name or self.model}.pt")
-
-    @property
-    def holdout_seed_used(self) -> int:
-        return self.seed if self.holdout_seed is None else self.holdout_seed
-
-    @property
-    def schedule_name(self) -> str:
-        return "cosine" if self.cosine and self.schedule == "constant" else self.schedule
 
 
 def default_lr(optimizer: str) -> float:
@@ -108,14 +52,7 @@ def check_config(cfg: TrainConfig) -> None:
     """Refuse contradictory options before any data is read."""
     check_label_set(cfg.labels)
     check_tta(cfg.tta)
-    if cfg.loss not in LOSSES:
-        raise ValueError(f"unknown loss {cfg.loss!r}; choose {', '.join(LOSSES)}")
-    if cfg.optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose {', '.join(OPTIMIZERS)}")
-    if cfg.schedule not in SCHEDULES:
-        raise ValueError(f"unknown schedule {cfg.schedule!r}; choose {', '.join(SCHEDULES)}")
-    if cfg.precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {cfg.precision!r}; choose {', '.join(PRECISIONS)}")
+    check_choices(cfg)
     if not 0 <= cfg.label_smoothing < 1:
         raise ValueError(f"label smoothing must be in [0, 1), got {cfg.label_smoothing}")
     if cfg.mixup < 0:
@@ -153,17 +90,17 @@ def _read_split_or_all(path, split, cfg) -> tuple[RawSet, bool]:
 def load_training_data(cfg: TrainConfig, size: int):
     """Training and validation sets. Validation: --val-data (its validation split if it has
     one, else all of it), else the data's own validation split, else (no splits, or
-    --val-split holdout) a seeded --val-fraction of the training images.
+    --val-split drawn) a seeded --val-fraction of the training images.
 
     With --soft-targets the training images keep their vote distributions, ties included;
     validation always scores hard labels (--ferplus-mode), ties left out."""
     train_raw, has_splits = _read_split_or_all(cfg.data, cfg.train_split, cfg)
     if cfg.val_data:
-        val_raw, _ = _read_split_or_all(cfg.val_data, None if cfg.val_split == HOLDOUT else cfg.val_split, cfg)
-    elif has_splits and cfg.val_split != HOLDOUT:
+        val_raw, _ = _read_split_or_all(cfg.val_data, None if cfg.val_split == DRAWN else cfg.val_split, cfg)
+    elif has_splits and cfg.val_split != DRAWN:
         val_raw = read_raw(cfg.data, cfg.val_split, cfg.skip_bad, cfg.channels, cfg.ferplus)
     else:
-        held = holdout_mask(train_raw.keys, cfg.holdout_seed_used, cfg.val_fraction)
+        held = draw_mask(train_raw.keys, cfg.draw_seed_used, cfg.val_fraction)
         train_raw, val_raw = train_raw.subset(np.flatnonzero(~held)), train_raw.subset(np.flatnonzero(held))
     train = prepare(train_raw, cfg.labels, size, cfg.channels, cfg.ferplus_mode, keep_all_voted=cfg.soft_targets)
     val = prepare(val_raw, cfg.labels, size, cfg.channels, cfg.ferplus_mode)
@@ -408,7 +345,8 @@ def teacher_probabilities(cfg: TrainConfig, train_set, log=print) -> torch.Tenso
     the student's label set. Where the labels are noisy, as FER2013's are, a teacher's
     graded beliefs (this face is half fear, half surprise) say more than one hard label, and
     an ensemble teacher hands its average to a single network."""
-    from .inference import Predictor, resize_arrays, resolve_model
+    from .inference import Predictor, resize_arrays
+    from .modelfiles import resolve_model
 
     started = time.time()
     teacher = Predictor(resolve_model(cfg.teacher), device=cfg.device, batch_size=512)
@@ -438,11 +376,11 @@ def training_device(cfg: TrainConfig) -> tuple[torch.device, "Distributed"]:
 
 def data_record(cfg: TrainConfig, train_set, val_set) -> dict:
     """What the checkpoint says about its data: files, their sha256, counts, skips."""
-    record = {"file": Path(cfg.data).name, "sha256": sha256_of(cfg.data) if Path(cfg.data).is_file() else None,
+    record = {"file": Path(cfg.data).name, "sha256": file_sha256(cfg.data) if Path(cfg.data).is_file() else None,
               "n_train": len(train_set), "n_val": len(val_set), "skipped": dict(train_set.skipped),
               "val_skipped": dict(val_set.skipped)}
     if cfg.ferplus:
-        record["ferplus"] = {"file": Path(cfg.ferplus).name, "sha256": sha256_of(cfg.ferplus)}
+        record["ferplus"] = {"file": Path(cfg.ferplus).name, "sha256": file_sha256(cfg.ferplus)}
     return record
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 from django import forms
 from django.conf import settings
 
-from annotator.errors import shorten
+from core.errors import shorten
 from ferml import live
 from ferml.labels import BIN_SETS, LABEL_SETS
 from ferml.video import STREAM_SCHEMES, VIDEO_SUFFIXES

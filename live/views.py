@@ -4,10 +4,11 @@ from django.http import StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from annotator.access import staff_required
-from annotator.errors import form_errors_text, text_response, without_server_paths
+from core.access import staff_required
+from core.errors import form_errors_text, text_response, without_server_paths
 from ferml import live
-from ferml.inference import Predictor, available_models
+from ferml.inference import Predictor
+from ferml.modelfiles import available_models
 from ferml.video import LiveSourceError
 
 from .forms import LiveForm, stored_videos

@@ -5,12 +5,14 @@ annotators) in a throwaway SQLite database, then:
 
 1. for each distinct network of the models (an ensemble's members count once, and only
    where they are not benchmarked already), its inference images per second from
-   ``ferml bench``'s timing (batch 64, channels-last) at the precision chosen for it
-   (``inference.json``), and the time its test-time views of the paired images need at
+   ``ferml bench``'s timing (batch 64; PyTorch channels-last, or ONNX Runtime) on the path
+   chosen for it (``inference.json``), and the time its test-time views of the paired images need at
    that rate: the sum of these is the floor;
-2. ``manage.py benchmark --holdout all`` of all the models with an empty prediction store
+2. ``python -m ferml prepare`` into an empty cache: the one-time export of the networks
+   whose path is ONNX Runtime (once per machine; timed apart);
+3. ``manage.py benchmark --holdout all`` of all the models with an empty prediction store
    (cold), timed as a whole command;
-3. the same with another held-out annotator (warm: every prediction is stored).
+4. the same with another held-out annotator (warm: every prediction is stored).
 
 It prints the floor per network, the cold and warm times and the cold time over the
 floor. Needs ../shared/data. Run it when nothing else runs:
@@ -46,19 +48,22 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from ferml.bench import bench_model
-    from ferml.inference import Predictor, available_models
+    from ferml.bench import bench_path
+    from ferml.inference import Predictor
+    from ferml.modelfiles import available_models
 
     models = args.models or available_models()
     with tempfile.TemporaryDirectory() as scratch:
         env = os.environ | {"DATABASE_URL": f"sqlite:///{scratch}/db.sqlite3", "MEDIA_ROOT": f"{scratch}/media",
-                            "DJANGO_SETTINGS_MODULE": "config.settings.local", "DEBUG": "0"}
+                            "DJANGO_SETTINGS_MODULE": "config.settings.local", "DEBUG": "0",
+                            "FERML_CACHE_DIR": f"{scratch}/cache"}
         run(["-m", "scripts.fixtures.make_demo_study", "--per-label", "0", "--out", f"{scratch}/study"], env)
         run(["manage.py", "migrate", "-v", "0"], env)
         run(["manage.py", "import_testset", f"{scratch}/study/images", "--name", "publictest"], env)
         run(["manage.py", "import_votes", f"{scratch}/study/votes.csv", "--testset", "publictest"], env)
         report = Path(scratch) / "cold.json"
         model_args = [a for name in models for a in ("--model", name)]
+        export = run(["-m", "ferml", "prepare", *models], env)
         cold = run(["manage.py", "benchmark", "--testset", "publictest", "--holdout", "all", *model_args,
                     "--json", str(report)], env)
         result = json.loads(report.read_text())
@@ -68,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"{result['testset']['n_images']} images with votes, {paired} paired in the panel; "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"{'network':<24}{'precision':>10}{'views':>7}{'img/s':>9}{'seconds':>9}")
+    print(f"{'network':<24}{'path':>12}{'views':>7}{'img/s':>9}{'seconds':>9}")
     floor, seen = 0.0, set()
     for name in models:
         predictor = Predictor.from_name(name)
@@ -77,12 +82,13 @@ def main(argv: list[str] | None = None) -> int:
                 continue  # computed once, for whichever model names it first
             seen.add(network.key)
             architecture = network.checkpoint["model"]["name"]
-            rate = bench_model(architecture, network.precision, torch.device("cpu"), repeats=args.repeats,
-                               num_classes=len(network.classes))["infer_images_per_second"]
+            rate = bench_path(architecture, network.precision, torch.device("cpu"), repeats=args.repeats,
+                              num_classes=len(network.classes))["infer_images_per_second"]
             seconds = VIEWS[network.tta] * paired / rate
             floor += seconds
-            print(f"{network.name:<24}{network.precision:>10}{VIEWS[network.tta]:>7}{rate:>9.1f}{seconds:>9.1f}")
+            print(f"{network.name:<24}{network.precision:>12}{VIEWS[network.tta]:>7}{rate:>9.1f}{seconds:>9.1f}")
     print(f"floor (views x images / images per second, summed): {floor:.0f} s")
+    print(f"one-time export of the ONNX Runtime networks (python -m ferml prepare, once per machine): {export:.0f} s")
     print(f"cold benchmark (empty prediction store), the whole command: {cold:.0f} s = {cold / floor:.2f} x the floor")
     print(f"warm benchmark (another held-out annotator, every prediction stored): {warm:.1f} s")
     return 0

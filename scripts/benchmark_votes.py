@@ -1,6 +1,6 @@
 """The vote path under load: annotators voting on a running server, timed and checked.
 
-Each annotator is a separate HTTP client with its own cookies (``tests/http_client.py``)
+Each annotator is a separate HTTP client with its own cookies (``scripts/http_client.py``)
 that logs in through the login form and labels as ``label.js`` does: it posts a vote
 (the answer holds the next image) and fetches the next image's file, which the browser
 preloads. Per request it records the time until the whole answer arrived ("latency") and
@@ -65,7 +65,7 @@ class Annotator:
 def client_for(url: str, host: str | None, name: str, password: str, direct: bool = False):
     import http.cookiejar
 
-    from tests.http_client import HttpClient
+    from scripts.http_client import HttpClient
 
     class OverPlainHttp(http.cookiejar.DefaultCookiePolicy):
         """The production cookies are Secure; without the TLS proxy they go over http anyway."""

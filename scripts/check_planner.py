@@ -4,7 +4,7 @@ For a stated study (``planning.Assumptions``: annotators' accuracies, the model'
 of hard images), the planner estimates the variance components from 100 simulated pilots of
 10 annotators x 300 images and plans: for each number of annotators J, the images K that
 give 80 % power. This script then simulates studies of exactly the planned sizes from the
-same assumptions, runs the project's own panel test on each (``metrics.panel_test``; its
+same assumptions, runs the project's own panel test on each (``significance_tests.panel_test``; its
 non-inferiority form with ``--margin``) and prints the planned power beside the share of
 simulated studies that reached the test's verdict, with that share's 95 % Wilson interval.
 

@@ -22,14 +22,14 @@ ONLY=${ONLY:-}
 PRECISION_SEEDS=${PRECISION_SEEDS:-}
 mkdir -p "$OUT"
 common=(--model bkvgg12 --data "$DATA" --ferplus "$FERPLUS" --ferplus-mode bins --epochs "$EPOCHS"
-        --val-split holdout --holdout-seed 0 --batch-size 128 --no-progress)
+        --val-split drawn --draw-seed 0 --batch-size 128 --no-progress)
 [ -n "$LIMIT" ] && common+=(--limit "$LIMIT")
 onecycle=(--optimizer adamw --lr 2e-3 --schedule onecycle --weight-decay 0.01)
 
 score() {  # score CHECKPOINT STEM [score options...]: holdout and PublicTest, bin3, FER+ majority
   local model=$1 stem=$2
   shift 2
-  for split in holdout val; do
+  for split in drawn val; do
     "$PY" -m ferml score --model "$model" --data "$DATA" --ferplus "$FERPLUS" --ferplus-mode bins \
       --labels bin3 --split "$split" --json "$stem.$split.json" "$@" > /dev/null
   done
@@ -76,7 +76,7 @@ out = Path(sys.argv[1])
 
 def scores(stem):
     try:
-        return [json.loads((out / f"{stem}.{s}.json").read_text())["accuracy"] for s in ("holdout", "val")]
+        return [json.loads((out / f"{stem}.{s}.json").read_text())["accuracy"] for s in ("drawn", "val")]
     except FileNotFoundError:
         return None
 

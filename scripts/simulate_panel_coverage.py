@@ -1,7 +1,7 @@
 """Coverage of the panel comparison's 95 % interval, checked by simulation.
 
 The panel comparison (``evaluation.benchmark_core.panel_block`` on the splits of
-``evaluation.metrics.panel_splits``) holds out each annotator in turn, scores the
+``evaluation.heldout.panel_splits``) holds out each annotator in turn, scores the
 annotator and the model against the majority of the other annotators on the held-out
 annotator's images, and tests the mean over annotators of (model - annotator) with the
 Obuchowski-Rockette-Hillis (ORH) method, covariances by jackknife over images. This

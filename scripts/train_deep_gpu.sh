@@ -73,7 +73,7 @@ echo "=== $(date -u +%H:%M:%S) epochs: dense121_100 $E_DENSE, bkvgg12 $E_BK"
 LIMIT=$(awk "BEGIN {print $MINUTES + 1}")
 # past the time limit a run is killed; its best epoch's checkpoint is already written
 HARD_SECONDS=$(awk "BEGIN {print int(($MINUTES + 1.5) * 60)}")
-COMMON="--data $DATA --val-split holdout --holdout-seed 0 --tta flip --label-smoothing 0.1 --optimizer adamw
+COMMON="--data $DATA --val-split drawn --draw-seed 0 --tta flip --label-smoothing 0.1 --optimizer adamw
   --schedule onecycle --weight-decay 0.01 --device $DEVICE --no-progress --time-limit $LIMIT $EXTRA"
 FERPLUS_OPTS="--ferplus $FERPLUS --ferplus-mode bins --labels affect8 --soft-targets"
 # run NAME [train options...]: one training in the background, its log beside its checkpoint

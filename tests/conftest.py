@@ -40,7 +40,7 @@ def full_ferplus() -> Path:
 def background_jobs(settings):
     """Jobs go onto the queue in the database and a worker thread of this process runs them,
     as in the demo; the worker stops when the test ends."""
-    from annotator import jobs
+    from core import jobs
 
     settings.JOBS_IN_BACKGROUND = True
     settings.JOBS_WORKER_IN_PROCESS = True

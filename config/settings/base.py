@@ -25,10 +25,11 @@ DJANGO_APPS = [
 THIRD_PARTY_APPS = [
     "axes",  # login throttling
     "csp",  # the Content-Security-Policy header
-    "django_tasks",  # Django 6's tasks API, backported: background jobs (annotator/jobs.py)
+    "django_tasks",  # Django 6's tasks API, backported: background jobs (core/jobs.py)
     "django_tasks_db",  # ... queued in the database, taken by `manage.py run_worker`
 ]
 LOCAL_APPS = [
+    "core",
     "annotator",
     "evaluation",
     "live",
@@ -37,7 +38,7 @@ INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
     # First: its time covers every other middleware and the view (a Server-Timing header).
-    "annotator.timing.ServerTimingMiddleware",
+    "core.timing.ServerTimingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -90,7 +91,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
     # First: refuses every login of an account locked out from this address (django-axes).
-    "annotator.access.ThrottledLoginBackend",
+    "core.access.ThrottledLoginBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 # Login throttling (django-axes): AXES_FAILURE_LIMIT wrong passwords for one account from
@@ -152,12 +153,12 @@ FILE_UPLOAD_HANDLERS = [
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
 # A votes csv uploaded on the staff page that is larger than this is imported in the
-# background (annotator/jobs.py), by the same function as `manage.py import_votes`.
+# background (core/jobs.py), by the same function as `manage.py import_votes`.
 VOTE_UPLOAD_IN_REQUEST_MAX_BYTES = int(os.environ.get("VOTE_UPLOAD_IN_REQUEST_MAX_BYTES", str(1024 * 1024)))
 # A zip of images larger than this is imported in the background too.
 IMAGE_UPLOAD_IN_REQUEST_MAX_BYTES = int(os.environ.get("IMAGE_UPLOAD_IN_REQUEST_MAX_BYTES", str(20 * 1024 * 1024)))
 
-# Background jobs (annotator/jobs.py): large uploads of votes or images and the benchmark
+# Background jobs (core/jobs.py): large uploads of votes or images and the benchmark
 # report go onto a queue in the database (Django's tasks API, django-tasks-db); a worker
 # takes them one at a time: `manage.py run_worker` (make serve-production starts one beside
 # the web server; more can run on other machines), or, with JOBS_WORKER_IN_PROCESS (the

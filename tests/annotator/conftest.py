@@ -43,7 +43,7 @@ def face_folder(tmp_path, fer_faces):
 @pytest.fixture
 def study(db, tmp_path, fer_faces):
     """A test set 'study' of 8 imported faces; returns the TestSet."""
-    from annotator.importing import import_testset
+    from annotator.image_import import import_testset
 
     folder = tmp_path / "study"
     write_faces(folder, fer_faces[100:108], subfolders=False)

@@ -81,3 +81,11 @@ def run(*args) -> tuple[str, str]:
 def shuffled_votes(votes: dict[int, list[str]], seed: int = 0) -> dict[int, list[str]]:
     rng = random.Random(seed)
     return {row: rng.sample(labels, len(labels)) for row, labels in votes.items()}
+
+
+def annotator_order(annotator, image_ids) -> list[int]:
+    """The definition of an annotator's own order of images (the one the labelling page
+    follows): by a hash of annotator and image, fixed for ever."""
+    from annotator.voting import _rank
+
+    return sorted(image_ids, key=lambda image_id: _rank(annotator.pk, image_id))

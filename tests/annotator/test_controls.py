@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from annotator.controls import do_set_control, import_controls
-from annotator.errors import InputError
 from annotator import exporting
-from annotator.importing import import_testset
+from annotator.controls import do_set_control, import_controls
+from annotator.image_import import import_testset
 from annotator.models import Image
 from annotator.testsets import check_overlap, do_set_overlap
 from annotator.voting import do_cast_vote, labelling_state
+from core.errors import InputError
 from evaluation import services
 
 from .helpers import login, write_faces

@@ -7,8 +7,8 @@ import pytest
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
 
-from annotator.demo import DEMO_ANNOTATOR, DEMO_STAFF, DEMO_TESTSET
 from annotator import models
+from annotator.demo import DEMO_ANNOTATOR, DEMO_STAFF, DEMO_TESTSET
 from annotator.models import Image, Vote, VoteEvent
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -49,7 +49,7 @@ def test_load_demo_fresh_and_again(capsys):
 
 def test_demo_benchmark_gives_the_readme_figures():
     from evaluation.services import run_benchmark
-    from ferml.inference import available_models
+    from ferml.modelfiles import available_models
 
     call_command("load_demo")
     result = run_benchmark(DEMO_TESTSET, available_models())

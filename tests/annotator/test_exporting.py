@@ -10,8 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from annotator import exporting
-
-from annotator.importing import import_testset
+from annotator.image_import import import_testset
 from annotator.majority import image_majority
 from annotator.models import Image, Vote
 

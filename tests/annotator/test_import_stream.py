@@ -11,8 +11,11 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 
-from annotator import importing, jobs
-from annotator.models import Image, Job, Vote, VoteEvent
+from annotator import import_jobs, vote_import
+from annotator.models import Image, Vote, VoteEvent
+from core import jobs
+from core.errors import InputError
+from core.models import Job
 
 from .helpers import run
 
@@ -22,8 +25,8 @@ LABELS = ["negative", "neutral", "positive"]
 
 @pytest.fixture(autouse=True)
 def tiny_chunks(monkeypatch):
-    monkeypatch.setattr(importing, "VOTE_CHUNK_ROWS", 7)
-    monkeypatch.setattr(importing, "_READ_BLOCK", 64)
+    monkeypatch.setattr(vote_import, "VOTE_CHUNK_ROWS", 7)
+    monkeypatch.setattr(vote_import, "_READ_BLOCK", 64)
 
 
 @pytest.fixture
@@ -130,7 +133,7 @@ def test_memory_does_not_grow_with_the_file(tmp_path, keys):
         path = write(tmp_path, rows * repeats, f"votes{repeats}.csv")
         Vote.objects.all().delete()
         tracemalloc.start()
-        importing.import_votes(path, testset="study")
+        vote_import.import_votes(path, testset="study")
         size = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         return size
@@ -159,7 +162,7 @@ def test_a_large_upload_is_imported_by_a_job_and_its_report_shown(client, staff,
     assert f"votes.csv ({path.stat().st_size:,} bytes) is imported in the background" in page
     assert "Imported 24 vote row(s) into test set &#x27;study&#x27;: 24 new" in page
     assert stored() == set(rows)
-    job = Job.objects.get(kind=importing.VOTE_IMPORT_JOB)
+    job = Job.objects.get(kind=import_jobs.VOTE_IMPORT_JOB)
     assert job.status == "done" and job.created_by == staff
     assert not any((settings.MEDIA_ROOT / "vote-uploads").iterdir())  # the upload is not kept
 
@@ -182,7 +185,7 @@ def test_in_the_background_the_page_answers_at_once_and_the_job_imports(
     rows = rows_for(keys, ["a1", "a2", "a3"])
     response = upload(client, write(tmp_path, rows))
     assert response.status_code == 200
-    job = jobs.wait(Job.objects.get(kind=importing.VOTE_IMPORT_JOB), 30)
+    job = jobs.wait(Job.objects.get(kind=import_jobs.VOTE_IMPORT_JOB), 30)
     assert job.status == "done" and "24 new" in job.result["summary"]
     assert stored() == set(rows)
     assert "24 new" in client.get("/staff/import/").content.decode()
@@ -198,7 +201,7 @@ def test_a_small_upload_still_imports_in_the_request(client, staff, keys, tmp_pa
 def test_an_upload_names_itself_not_a_server_path(study, keys):
     data = io.BytesIO(b"image,annotator,label\nghost.png,a1,neutral\n")
     data.name = "mine.csv"
-    with pytest.raises(importing.InputError, match=r"^mine.csv, line 2: image 'ghost.png'"):
-        importing.import_votes(data, testset=study)
-    with pytest.raises(importing.InputError, match=r"^their votes.csv, line 2"):
-        importing.import_votes(io.BytesIO(data.getvalue()), testset=study, name="their votes.csv")
+    with pytest.raises(InputError, match=r"^mine.csv, line 2: image 'ghost.png'"):
+        vote_import.import_votes(data, testset=study)
+    with pytest.raises(InputError, match=r"^their votes.csv, line 2"):
+        vote_import.import_votes(io.BytesIO(data.getvalue()), testset=study, name="their votes.csv")

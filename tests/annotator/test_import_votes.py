@@ -3,7 +3,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 
-from annotator.importing import import_testset
+from annotator.image_import import import_testset
 from annotator.models import Image, Vote, VoteEvent
 
 from .helpers import run, write_faces

@@ -11,8 +11,8 @@ import pytest
 from django.core.management.base import CommandError
 from PIL import Image as PILImage
 
-from annotator.importing import ImportLimits, import_testset
 from annotator import models
+from annotator.image_import import ImportLimits, import_testset
 from annotator.models import Image
 
 from .helpers import login, png_bytes, run, sha256, upscaled_face, write_faces, zip_folder

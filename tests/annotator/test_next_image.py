@@ -5,11 +5,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from annotator import voting
-from annotator.importing import import_testset
+from annotator.image_import import import_testset
 from annotator.models import Image, Vote
-from annotator.voting import annotator_order, do_cast_vote, labelling_state, upcoming_images
+from annotator.voting import do_cast_vote, labelling_state, upcoming_images
 
-from .helpers import login, write_faces
+from .helpers import annotator_order, login, write_faces
 
 pytestmark = pytest.mark.django_db
 JSON = {"HTTP_ACCEPT": "application/json"}

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from annotator.dashboard import pool_progress
-from annotator.importing import import_testset
+from annotator.image_import import import_testset
 from annotator.models import Image, Lease
 from annotator.testsets import check_label_scheme, check_overlap, do_set_overlap
 from annotator.voting import do_cast_vote, labelling_state, study_progress
@@ -146,7 +146,7 @@ def test_a_new_design_recounts_every_image(pool, crowd):
 
 
 def test_a_scheme_is_fixed_when_the_test_set_is_created(tmp_path, fer_faces, pool):
-    from annotator.errors import InputError
+    from core.errors import InputError
 
     write_faces(tmp_path / "more", fer_faces[220:222], subfolders=False)
     with pytest.raises(InputError, match="Test set 'pool' votes in bin3 .* a label scheme is fixed"):

@@ -2,7 +2,7 @@
 import pytest
 from django.test import Client
 
-from annotator.importing import import_testset
+from annotator.image_import import import_testset
 from annotator.models import Image, Vote
 from annotator.voting import do_cast_vote
 

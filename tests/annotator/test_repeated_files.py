@@ -9,8 +9,9 @@ import pytest
 from django.core.management.base import CommandError
 from django.urls import reverse
 
-from annotator.importing import import_testset, import_votes
+from annotator.image_import import import_testset
 from annotator.models import Image, RepeatedFile, Vote, VoteEvent
+from annotator.vote_import import import_votes
 
 from .helpers import png_bytes, run, write_faces
 

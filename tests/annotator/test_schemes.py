@@ -9,10 +9,11 @@ import re
 import pytest
 from django.core.management import CommandError
 
-from annotator.errors import InputError
-from annotator.importing import import_testset, import_votes
+from annotator.image_import import import_testset
 from annotator.models import Vote
 from annotator.testsets import check_label_scheme
+from annotator.vote_import import import_votes
+from core.errors import InputError
 
 from .helpers import login, run, write_faces
 

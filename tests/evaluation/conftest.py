@@ -28,9 +28,9 @@ def bkmin_checkpoint(tmp_path_factory, fer_sample_csv):
 @pytest.fixture
 def model_dir(bkmin_checkpoint, monkeypatch, tmp_path):
     """$FERML_MODEL_DIR holding bkmin.pt only, whatever ships in ferml/weights."""
-    import ferml.inference
+    import ferml.modelfiles
 
-    monkeypatch.setattr(ferml.inference, "WEIGHTS_DIR", tmp_path / "no-shipped-weights")
+    monkeypatch.setattr(ferml.modelfiles, "WEIGHTS_DIR", tmp_path / "no-shipped-weights")
     monkeypatch.setenv("FERML_MODEL_DIR", str(bkmin_checkpoint.parent))
     return bkmin_checkpoint.parent
 
@@ -38,11 +38,11 @@ def model_dir(bkmin_checkpoint, monkeypatch, tmp_path):
 @pytest.fixture
 def no_models(monkeypatch, tmp_path):
     """No trained model anywhere: an empty $FERML_MODEL_DIR and no shipped weights."""
-    import ferml.inference
+    import ferml.modelfiles
 
     empty = tmp_path / "empty-models"
     empty.mkdir()
-    monkeypatch.setattr(ferml.inference, "WEIGHTS_DIR", tmp_path / "no-shipped-weights")
+    monkeypatch.setattr(ferml.modelfiles, "WEIGHTS_DIR", tmp_path / "no-shipped-weights")
     monkeypatch.setenv("FERML_MODEL_DIR", str(empty))
     return empty
 

@@ -172,3 +172,17 @@ def mcnemar_p(human: dict, model: dict, reference: dict) -> float:
     if only_human + only_model == 0:
         return 1.0
     return binomtest(only_human, only_human + only_model, 0.5).pvalue
+
+
+def predicted_labels(predictor, faces, label_set: str) -> list[str]:
+    """A model's label for each face (the class of highest probability in ``label_set``)."""
+    from ferml.labels import check_label_set
+
+    return [check_label_set(label_set)[i] for i in predictor.predict_proba(faces, label_set).argmax(1)]
+
+
+def counted(figure, votes, labels):
+    """A figure of ``evaluation.metrics`` that works on vote counts, of these votes."""
+    from evaluation import vote_tables
+
+    return figure(vote_tables.vote_counts(votes, labels).to_numpy())

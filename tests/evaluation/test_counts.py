@@ -9,10 +9,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from annotator import models as stored
-from evaluation import metrics, services
+from evaluation import agreement_stats, services, vote_tables
 from evaluation.benchmark_core import agreement_block, agreement_block_from_counts
 
-from .helpers import BIN3, run_command
+from .helpers import BIN3, counted, run_command
 
 
 def random_votes(seed: int, n_images: int = 60, n_annotators: int = 7) -> pd.DataFrame:
@@ -28,23 +28,23 @@ def random_votes(seed: int, n_images: int = 60, n_annotators: int = 7) -> pd.Dat
 @pytest.mark.parametrize("seed", range(6))
 def test_figures_from_counts_equal_figures_from_votes(seed):
     votes = random_votes(seed)
-    counts = metrics.vote_counts(votes, BIN3).to_numpy()
-    assert metrics.agreement_accuracy_from_counts(counts) == pytest.approx(
-        metrics.agreement_accuracy(votes, BIN3))
+    counts = vote_tables.vote_counts(votes, BIN3).to_numpy()
+    assert agreement_stats.agreement_accuracy_from_counts(counts) == pytest.approx(
+        counted(agreement_stats.agreement_accuracy_from_counts, votes, BIN3))
     # the leave-one-out figure, vote by vote, without counts
-    by_annotator = metrics.loo_agreement_by_annotator(votes, BIN3).values()
-    per_vote = metrics.Agreement(sum(a.n_matching for a in by_annotator),
+    by_annotator = agreement_stats.loo_agreement_by_annotator(votes, BIN3).values()
+    per_vote = agreement_stats.Agreement(sum(a.n_matching for a in by_annotator),
                                  sum(a.n_compared for a in by_annotator),
                                  sum(a.n_excluded for a in by_annotator))
-    assert metrics.loo_agreement_from_counts(counts) == per_vote
-    assert metrics.vote_summary_from_counts(counts, votes["annotator"].nunique()) == metrics.vote_summary(votes, BIN3)
+    assert agreement_stats.loo_agreement_from_counts(counts) == per_vote
+    assert vote_tables.vote_summary_from_counts(counts, votes["annotator"].nunique()) == vote_tables.vote_summary(votes, BIN3)
     assert agreement_block_from_counts(counts) == agreement_block(votes, BIN3)
 
 
 def test_counts_of_nothing():
     empty = np.zeros((0, 3), dtype=np.int64)
-    assert metrics.loo_agreement_from_counts(empty) == metrics.Agreement(0, 0, 0)
-    assert metrics.vote_summary_from_counts(empty, 0) == {"n_images": 0, "n_annotators": 0, "n_votes": 0,
+    assert agreement_stats.loo_agreement_from_counts(empty) == agreement_stats.Agreement(0, 0, 0)
+    assert vote_tables.vote_summary_from_counts(empty, 0) == {"n_images": 0, "n_annotators": 0, "n_votes": 0,
                                                           "n_ties": 0}
 
 
@@ -57,7 +57,7 @@ def testset(study):
 @pytest.mark.django_db
 def test_the_databases_count_table_is_the_votes_count_table(study, testset):
     table = services.vote_count_table(testset)
-    expected = metrics.vote_counts(study.votes, BIN3)
+    expected = vote_tables.vote_counts(study.votes, BIN3)
     assert sorted(map(tuple, table)) == sorted(map(tuple, expected.to_numpy()))
 
 

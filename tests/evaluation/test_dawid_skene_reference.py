@@ -2,8 +2,8 @@
 
 crowd-kit (Toloka's ``crowdkit.aggregation.DawidSkene``) is the well-known open
 implementation; it is a test dependency only. It starts from the vote shares, as
-``metrics.dawid_skene`` does, and keeps probabilities off zero by clipping at 1e-10 where
-``metrics.dawid_skene`` adds ``smoothing`` to every count, so with a tiny smoothing and the
+``truth_inference.dawid_skene`` does, and keeps probabilities off zero by clipping at 1e-10 where
+``truth_inference.dawid_skene`` adds ``smoothing`` to every count, so with a tiny smoothing and the
 same number of EM steps the two must agree to rounding.
 """
 
@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from crowdkit.aggregation import DawidSkene
 
-from evaluation import metrics
+from evaluation import heldout_scoring, truth_inference
 from evaluation.benchmark_core import build_benchmark_result
 from evaluation.report import format_report_text
 from ferml.ferplus import ferplus_votes
@@ -32,7 +32,7 @@ def crowd_kit(votes: pd.DataFrame, **options) -> DawidSkene:
 @pytest.mark.parametrize("steps", [1, 5, 40])
 def test_dawid_skene_is_crowd_kits_step_for_step_on_real_votes(votes, steps):
     reference = crowd_kit(votes, n_iter=steps, tol=-np.inf)  # exactly ``steps`` EM steps
-    ours = metrics.dawid_skene(votes, BIN3, max_iterations=steps, tolerance=0, smoothing=1e-10)
+    ours = truth_inference.dawid_skene(votes, BIN3, max_iterations=steps, tolerance=0, smoothing=1e-10)
     assert ours.n_iterations == steps
     theirs = reference.probas_.reindex(index=ours.posteriors.index, columns=BIN3)
     np.testing.assert_allclose(ours.posteriors.to_numpy(), theirs.to_numpy(), atol=1e-8)
@@ -44,14 +44,14 @@ CONVERGED = {"n_iter": 100, "tol": -np.inf}
 
 
 def test_with_its_defaults_dawid_skene_labels_every_image_as_crowd_kit_does(votes):
-    ours = metrics.dawid_skene(votes, BIN3)
+    ours = truth_inference.dawid_skene(votes, BIN3)
     theirs = crowd_kit(votes, **CONVERGED).labels_
     assert ours.converged and ours.tied == []
     assert ours.labels == theirs.to_dict()
 
 
 def test_the_reference_of_a_held_out_annotator_is_crowd_kits_on_the_others_votes(votes):
-    split = metrics.holdout_split(votes, BIN3, "a03", metrics.DAWID_SKENE)
+    split = heldout_scoring.holdout_split(votes, BIN3, "a03", heldout_scoring.DAWID_SKENE)
     others = crowd_kit(votes[votes["annotator"] != "a03"], **CONVERGED).labels_
     own = set(votes.loc[votes["annotator"] == "a03", "image"])
     assert split.images == sorted(own & set(others.index))
@@ -73,8 +73,8 @@ def test_a_dawid_skene_reference_weights_a_reliable_annotator_over_two_careless_
                   (f"i{k:02d}", "c2", "negative")]
     votes += [("q", "h", "positive"), ("q", "r", "positive"), ("q", "c1", "negative"),
               ("q", "c2", "negative")]
-    majority = metrics.holdout_split(votes, BIN3, "h", metrics.MAJORITY)
-    weighted = metrics.holdout_split(votes, BIN3, "h", metrics.DAWID_SKENE)
+    majority = heldout_scoring.holdout_split(votes, BIN3, "h", heldout_scoring.MAJORITY)
+    weighted = heldout_scoring.holdout_split(votes, BIN3, "h", heldout_scoring.DAWID_SKENE)
     assert dict(zip(majority.images, majority.reference))["q"] == "negative"
     assert dict(zip(weighted.images, weighted.reference))["q"] == "positive"
 
@@ -83,7 +83,7 @@ def test_the_report_says_which_reference_it_used(votes):
     images = votes["image"].unique()
     models = {"always_neutral": dict.fromkeys(images, "neutral")}
     result = build_benchmark_result(
-        votes, BIN3, holdout="all", model_predictions=models, reference=metrics.DAWID_SKENE,
+        votes, BIN3, holdout="all", model_predictions=models, reference=heldout_scoring.DAWID_SKENE,
         n_resamples=100,
     )
     assert result["reference"] == result["panel"]["reference"] == "dawid-skene"

@@ -14,9 +14,11 @@ import pytest
 from statsmodels.stats.inter_rater import cohens_kappa as sm_cohens_kappa
 from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss_kappa
 
-from evaluation import metrics
+from evaluation import agreement_stats, heldout_scoring, vote_tables
 from ferml.ferplus import ferplus_votes
 from tests.ferml.test_ferplus import BIN3, binned_counts
+
+from .helpers import counted
 
 
 def recount_majority(counts: pd.DataFrame):
@@ -70,13 +72,13 @@ def recount_loo_by_annotator(votes: pd.DataFrame):
 def check_against_recount(votes: pd.DataFrame, counts: pd.DataFrame):
     """Every agreement figure of ``metrics`` on ``votes`` against the independent recount."""
     assert (
-        metrics.vote_counts(votes, BIN3)
+        vote_tables.vote_counts(votes, BIN3)
         .sort_index()
         .equals(counts.sort_index().astype(np.int64).rename_axis("image"))
     )
 
     majority, tied = recount_majority(counts)
-    summary = metrics.vote_summary(votes, BIN3)
+    summary = vote_tables.vote_summary(votes, BIN3)
     assert summary == {
         "n_images": len(counts),
         "n_annotators": 10,
@@ -85,16 +87,16 @@ def check_against_recount(votes: pd.DataFrame, counts: pd.DataFrame):
     }
 
     decided = counts.loc[list(majority)]
-    thesis = metrics.agreement_accuracy(votes, BIN3)
+    thesis = counted(agreement_stats.agreement_accuracy_from_counts, votes, BIN3)
     assert thesis.n_matching == decided.max(axis=1).sum()
     assert thesis.n_compared == decided.to_numpy().sum()
     assert thesis.n_excluded == counts.loc[tied].to_numpy().sum()
 
-    loo = metrics.loo_agreement(votes, BIN3)
+    loo = counted(agreement_stats.loo_agreement_from_counts, votes, BIN3)
     assert (loo.n_matching, loo.n_compared, loo.n_excluded) == recount_loo(counts)
     assert loo.accuracy < thesis.accuracy  # own vote no longer counts
 
-    by_annotator = metrics.loo_agreement_by_annotator(votes, BIN3)
+    by_annotator = agreement_stats.loo_agreement_by_annotator(votes, BIN3)
     assert {k: v.accuracy for k, v in by_annotator.items()} == pytest.approx(
         recount_loo_by_annotator(votes)
     )
@@ -102,12 +104,12 @@ def check_against_recount(votes: pd.DataFrame, counts: pd.DataFrame):
     # Fleiss' kappa: statsmodels on the images with all 10 votes (equal raters) ...
     full = counts[counts.sum(axis=1) == 10]
     full_votes = votes[votes["image"].isin(full.index)]
-    assert metrics.fleiss_kappa(full_votes, BIN3) == pytest.approx(
+    assert counted(agreement_stats.fleiss_kappa_from_counts, full_votes, BIN3) == pytest.approx(
         sm_fleiss_kappa(full.to_numpy()), abs=1e-12
     )
 
     # ... Krippendorff's alpha: the package on the counts and on the annotator x image matrix.
-    alpha = metrics.krippendorff_alpha(votes, BIN3)
+    alpha = counted(agreement_stats.krippendorff_alpha_from_counts, votes, BIN3)
     assert alpha == pytest.approx(
         krippendorff.alpha(
             value_counts=counts.to_numpy(dtype=float), level_of_measurement="nominal"
@@ -123,7 +125,7 @@ def check_against_recount(votes: pd.DataFrame, counts: pd.DataFrame):
 
     # Cohen's kappa of every pair against statsmodels on the crosstab of shared images.
     table = votes.pivot(index="image", columns="annotator", values="label")
-    for pair in metrics.pairwise_cohens_kappa(votes, BIN3):
+    for pair in agreement_stats.pairwise_cohens_kappa(votes, BIN3):
         both = table[[pair.a, pair.b]].dropna()
         crosstab = pd.crosstab(both[pair.a], both[pair.b]).reindex(
             index=BIN3, columns=BIN3, fill_value=0
@@ -133,9 +135,9 @@ def check_against_recount(votes: pd.DataFrame, counts: pd.DataFrame):
 
     # The auto holdout: median of the recounted per-annotator figures, and its paired set.
     ranked = sorted((acc, name) for name, acc in recount_loo_by_annotator(votes).items())
-    holdout = metrics.choose_holdout(votes, BIN3)
+    holdout = agreement_stats.choose_holdout(votes, BIN3)
     assert holdout == ranked[(len(ranked) - 1) // 2][1]
-    split = metrics.holdout_split(votes, BIN3, holdout)
+    split = heldout_scoring.holdout_split(votes, BIN3, holdout)
     mine = votes[votes["annotator"] == holdout].set_index("image")["label"]
     rest = votes[votes["annotator"] != holdout].groupby("image")["label"].apply(list).to_dict()
     expected_images, expected_reference, n_tied = [], [], 0
@@ -169,8 +171,8 @@ def test_metrics_on_the_committed_ferplus_sample(ferplus_sample_csv):
     # Fleiss' kappa and Krippendorff's alpha depend only on the per-image counts, so
     # these values of Gwet's irrCAC (Python 0.4.4, CAC(...).fleiss(), .krippendorff(),
     # varying votes per image) hold whatever the shuffle.
-    assert metrics.fleiss_kappa(votes, BIN3) == pytest.approx(0.592516794907, abs=1e-11)
-    assert metrics.krippendorff_alpha(votes, BIN3) == pytest.approx(0.598201491133, abs=1e-11)
+    assert counted(agreement_stats.fleiss_kappa_from_counts, votes, BIN3) == pytest.approx(0.592516794907, abs=1e-11)
+    assert counted(agreement_stats.krippendorff_alpha_from_counts, votes, BIN3) == pytest.approx(0.598201491133, abs=1e-11)
 
 
 @pytest.mark.full_data
@@ -180,7 +182,7 @@ def test_metrics_on_all_public_test_rows(full_ferplus):
     assert len(counts) == 3579  # 3,589 PublicTest rows, 10 of them without an expression vote
     split = check_against_recount(votes, counts)
     assert split.n_images > 3300  # the held-out tagger has no vote on ~4 % of images (unknown, NF)
-    assert metrics.fleiss_kappa(votes, BIN3) == pytest.approx(0.618547284956, abs=1e-11)
-    assert metrics.krippendorff_alpha(votes, BIN3) == pytest.approx(0.626794375263, abs=1e-11)
+    assert counted(agreement_stats.fleiss_kappa_from_counts, votes, BIN3) == pytest.approx(0.618547284956, abs=1e-11)
+    assert counted(agreement_stats.krippendorff_alpha_from_counts, votes, BIN3) == pytest.approx(0.626794375263, abs=1e-11)
     # The crowd's agreement in the thesis' sense lands near the thesis' own 85 %.
-    assert metrics.agreement_accuracy(votes, BIN3).accuracy == pytest.approx(0.858, abs=0.001)
+    assert counted(agreement_stats.agreement_accuracy_from_counts, votes, BIN3).accuracy == pytest.approx(0.858, abs=0.001)

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from evaluation import metrics
+from evaluation import heldout_scoring, significance_tests
 from evaluation.benchmark_core import build_benchmark_result, panel_block
 from evaluation.report import format_report_text, panel_figure, render_report_html
 from ferml.ferplus import ferplus_votes
@@ -162,7 +162,7 @@ def test_orh_matches_rjafroc_on_a_simulated_reader_study():
     differences = np.array([model_auc - auc for auc, _ in reader_figures])
     jackknife = np.array([model_jack - jack for _, jack in reader_figures])
 
-    test = metrics.orh_model_vs_readers(differences, jackknife)
+    test = significance_tests.orh_model_vs_readers(differences, jackknife)
 
     assert test.difference == pytest.approx(-0.00584125, abs=1e-8)
     assert test.p_value == pytest.approx(0.6560453, abs=1e-7)
@@ -172,28 +172,28 @@ def test_orh_matches_rjafroc_on_a_simulated_reader_study():
 
 
 def test_orh_needs_two_readers_and_some_spread():
-    one = metrics.orh_model_vs_readers([0.1], np.full((1, 5), 0.1))
+    one = significance_tests.orh_model_vs_readers([0.1], np.full((1, 5), 0.1))
     assert one.difference == 0.1 and np.isnan(one.p_value) and np.isnan(one.ci[0])
-    flat = metrics.orh_model_vs_readers([0.1, 0.1], np.full((2, 5), 0.1))
+    flat = significance_tests.orh_model_vs_readers([0.1, 0.1], np.full((2, 5), 0.1))
     assert flat.se == 0 and np.isnan(flat.p_value)
     with pytest.raises(ValueError, match="readers x cases"):
-        metrics.orh_model_vs_readers([0.1, 0.2], np.zeros((3, 5)))
+        significance_tests.orh_model_vs_readers([0.1, 0.2], np.zeros((3, 5)))
     with pytest.raises(ValueError, match="confidence"):
-        metrics.orh_model_vs_readers([0.1, 0.2], np.zeros((2, 5)), confidence=95)
+        significance_tests.orh_model_vs_readers([0.1, 0.2], np.zeros((2, 5)), confidence=95)
 
 
 def test_accuracy_jackknife_is_plain_leave_one_out():
     rng = np.random.default_rng(7)
     paired = rng.random((4, 30)) < 0.7
     correct = rng.random((4, 30)) < 0.6
-    accuracy, left_out = metrics.accuracy_jackknife(correct, paired)
+    accuracy, left_out = significance_tests.accuracy_jackknife(correct, paired)
     for j in range(4):
         assert accuracy[j] == correct[j][paired[j]].mean()
         for k in range(30):
             keep = paired[j] & (np.arange(30) != k)
             assert left_out[j, k] == pytest.approx(correct[j][keep].mean())
     with pytest.raises(ValueError, match="at least two"):
-        metrics.accuracy_jackknife([[True, False]], [[True, False]])
+        significance_tests.accuracy_jackknife([[True, False]], [[True, False]])
 
 
 # --------------------------------------------------------------------------- real votes
@@ -266,7 +266,7 @@ def test_the_panel_is_drawn_and_written_in_every_report(votes):
 def test_models_must_answer_every_paired_image_of_every_annotator(votes):
     some = dict.fromkeys(sorted(votes["image"].unique())[:-1], "neutral")
     with pytest.raises(ValueError, match="model 'partial': no prediction for"):
-        panel_block(metrics.panel_splits(votes, BIN3), {"partial": some})
+        panel_block(heldout_scoring.panel_splits(votes, BIN3), {"partial": some})
     with pytest.raises(ValueError, match="2 or more"):
         build_benchmark_result(votes, BIN3, holdout="all", min_images=1)
 
@@ -308,7 +308,7 @@ def test_every_split_of_the_panel_equals_holding_that_annotator_out_alone(votes)
     """The panel counts the votes once for every annotator: the same splits as one at a time."""
     rng = np.random.default_rng(3)
     partial = votes[rng.random(len(votes)) < 0.7]  # partial overlap, and some images alone
-    splits = metrics.panel_splits(partial, BIN3)
+    splits = heldout_scoring.panel_splits(partial, BIN3)
     assert len(splits) == partial["annotator"].nunique()
     for name, split in splits.items():
-        assert split == metrics.holdout_split(partial, BIN3, name), name
+        assert split == heldout_scoring.holdout_split(partial, BIN3, name), name

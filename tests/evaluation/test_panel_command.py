@@ -40,7 +40,7 @@ def test_holdout_all_from_the_command_line(study, tmp_path, count_model_runs):
     assert panel["n_annotators"] == 10 == len(panel["annotators"])
     predictor = Predictor.from_name("bkmin")
     keys = sorted(study.votes["image"].unique())
-    predicted = dict(zip(keys, predictor.predict([read_gray(study.images / k) for k in keys],
+    predicted = dict(zip(keys, helpers.predicted_labels(predictor, [read_gray(study.images / k) for k in keys],
                                                  "bin3")))
     included = []
     for entry in panel["annotators"]:

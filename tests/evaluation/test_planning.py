@@ -8,7 +8,7 @@ import pytest
 from scipy.stats import nct
 from scipy.stats import t as student_t
 
-from evaluation import metrics, planning
+from evaluation import planning, significance_tests
 
 
 def pilot(human_rows, model_rows):
@@ -71,7 +71,7 @@ def test_non_inferiority_to_one_annotator_by_hand():
     model = [1, 1, 0, 1, 1, 1, 0, 1]
     human = [1, 0, 1, 1, 1, 0, 1, 1]
     # d = [0, 1, -1, 0, 0, 1, -1, 0]: mean 0, sd sqrt(4 / 7), se sqrt(4 / 7) / sqrt(8)
-    test = metrics.noninferiority_paired(np.array(model, bool), np.array(human, bool), 0.10, alpha=0.025)
+    test = significance_tests.noninferiority_paired(np.array(model, bool), np.array(human, bool), 0.10, alpha=0.025)
     se = math.sqrt(4 / 7) / math.sqrt(8)
     assert (test.difference, test.df) == (0.0, 7.0)
     assert test.t == pytest.approx(0.10 / se)
@@ -84,13 +84,13 @@ def test_non_inferiority_to_a_panel_by_hand():
     # RJafroc's published reader study: difference -0.00584, 95 % CI [-0.03233, 0.02065] on
     # 31.0 df, so se = 0.05298 / (2 t_0.975,31)
     se = (0.02065 + 0.03233) / (2 * student_t.ppf(0.975, 31.0))
-    panel = metrics.PanelTest(-0.00584, se, 31.0, -0.00584 / se, 0.656, (-0.03233, 0.02065), 10, 200, 0.0, 0.0)
-    test = metrics.noninferiority_panel(panel, 0.05, alpha=0.025)
+    panel = significance_tests.PanelTest(-0.00584, se, 31.0, -0.00584 / se, 0.656, (-0.03233, 0.02065), 10, 200, 0.0, 0.0)
+    test = significance_tests.noninferiority_panel(panel, 0.05, alpha=0.025)
     assert test.t == pytest.approx((-0.00584 + 0.05) / se)
     assert test.p_value == pytest.approx(student_t.sf((-0.00584 + 0.05) / se, 31.0))
     assert test.lower_bound == pytest.approx(-0.03233, abs=1e-5)  # the 95 % interval's lower end
     assert test.non_inferior
-    assert not metrics.noninferiority_panel(panel, 0.02, alpha=0.025).non_inferior  # -0.032 < -0.02
+    assert not significance_tests.noninferiority_panel(panel, 0.02, alpha=0.025).non_inferior  # -0.032 < -0.02
 
 
 def test_the_benchmark_reports_non_inferiority_in_the_json_and_in_words():

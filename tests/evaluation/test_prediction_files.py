@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from evaluation import metrics, services
+from evaluation import heldout_scoring, services
 from evaluation.services import BenchmarkError
 
 from .helpers import BIN3
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def paired(study):
     frame = services.testset_votes("study")
-    return metrics.holdout_split(frame, BIN3, "a03")
+    return heldout_scoring.holdout_split(frame, BIN3, "a03")
 
 
 def write(tmp_path, name, text):

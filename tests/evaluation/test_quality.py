@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 
 from annotator.controls import import_controls
-from annotator.importing import import_testset
+from annotator.image_import import import_testset
 from annotator.models import Exclusion
 from annotator.testsets import do_exclude, do_include
 from annotator.voting import do_cast_vote

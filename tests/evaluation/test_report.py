@@ -100,3 +100,29 @@ def test_html_page_is_self_contained_with_png_figures(result):
     assert "<link" not in page and "<script" not in page
     assert "&lt;b&gt;odd name&lt;/b&gt;" in page and "<b>odd name</b>" not in page
     assert f"Held-out annotator {result['holdout']['annotator']}" in page
+
+
+def section_texts(result):
+    """Every heading, sentence and table cell of the report's sections."""
+    from evaluation.report import report_sections
+
+    texts = []
+    for section in report_sections(result):
+        texts += [section["heading"]] if section["heading"] else []
+        for block in section["blocks"]:
+            if block["kind"] == "paragraph":
+                texts.append(block["text"])
+            elif block["kind"] == "table":
+                texts += block["header"] + [cell for row in block["rows"] for cell in row if cell]
+    return texts
+
+
+def test_the_terminal_and_the_html_download_render_the_same_sections(result):
+    import html
+
+    texts = section_texts(result)
+    assert len(texts) > 40 and any("Held-out annotator" in t for t in texts)
+    text, page = format_report_text(result), render_report_html(result)
+    for item in texts:
+        assert item in text, item
+        assert html.escape(item) in page, item

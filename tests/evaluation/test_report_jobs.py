@@ -8,10 +8,11 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from annotator import jobs
-from annotator.models import Job, Vote
+from annotator.models import Vote
 from annotator.voting import do_cast_vote
-from evaluation import reports, services
+from core import jobs
+from core.models import Job
+from evaluation import report_jobs, services
 
 REPORT = reverse("evaluation:report", args=["study"])
 CHOICES = {"holdout": "a03", "labels": "bin3", "reference": "majority", "min_images": "20",
@@ -28,7 +29,7 @@ def change_a_vote():
 def test_a_report_is_kept_and_shown_again_without_computing(staff_client, study):
     first = staff_client.get(REPORT, CHOICES)
     again = staff_client.get(REPORT, CHOICES)
-    assert Job.objects.filter(kind=reports.KIND).count() == 1
+    assert Job.objects.filter(kind=report_jobs.KIND).count() == 1
     assert again.context["result"] == first.context["result"]
     page = again.content.decode()
     assert re.search(r"Computed \d{4}-\d\d-\d\d \d\d:\d\d UTC in [0-9.]+ s from \d+ votes\.", page)
@@ -40,14 +41,14 @@ def test_changed_votes_recompute_a_quick_report_by_itself(staff_client, study):
     before = staff_client.get(REPORT, CHOICES).context["result"]
     change_a_vote()
     after = staff_client.get(REPORT, CHOICES).context["result"]
-    assert Job.objects.filter(kind=reports.KIND).count() == 2
+    assert Job.objects.filter(kind=report_jobs.KIND).count() == 2
     assert after == services.run_benchmark("study", ["bkmin"], holdout="a03") != before
 
 
 @pytest.mark.django_db
 def test_a_slow_report_says_the_votes_changed_and_is_computed_again_when_asked(
         staff_client, study, monkeypatch):
-    monkeypatch.setattr(reports, "QUICK_SECONDS", -1)  # every report counts as slow
+    monkeypatch.setattr(report_jobs, "QUICK_SECONDS", -1)  # every report counts as slow
     staff_client.get(REPORT, CHOICES)
     change_a_vote()
     page = staff_client.get(REPORT, CHOICES)
@@ -83,7 +84,7 @@ def test_in_the_background_the_page_shows_progress_then_the_stored_result(
 
     monkeypatch.setattr(services, "run_benchmark", held)
     page = staff_client.get(REPORT, CHOICES)
-    job = Job.objects.get(kind=reports.KIND)
+    job = Job.objects.get(kind=report_jobs.KIND)
     text = page.content.decode()
     assert page.status_code == 200 and page.context["result"] is None
     assert "The report is being computed in the background" in text
@@ -103,7 +104,7 @@ def test_in_the_background_the_page_shows_progress_then_the_stored_result(
 
 @pytest.mark.django_db
 def test_only_the_newest_reports_of_the_same_choices_are_kept(staff_client, study, monkeypatch):
-    monkeypatch.setattr(reports, "KEPT", 2)
+    monkeypatch.setattr(report_jobs, "KEPT", 2)
     query = staff_client.get(REPORT, CHOICES).context["query"]
     for _ in range(3):
         staff_client.post(f"{REPORT}?{query}")

@@ -2,7 +2,6 @@
 its metadata JSON), kept by content and named in the report's choices."""
 from __future__ import annotations
 
-import io
 import json
 
 import pytest

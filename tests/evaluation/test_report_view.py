@@ -1,5 +1,6 @@
 """The staff report pages: who may see them, the choices, the downloads."""
 
+import html
 import json
 from pathlib import Path
 
@@ -82,6 +83,15 @@ def test_html_download_is_one_self_contained_page(staff_client, study):
     assert response.status_code == 200
     page = response.content.decode()
     assert page.startswith("<!DOCTYPE html>") and page.count('src="data:image/png;base64,') == 3
+
+
+def test_the_page_and_the_download_show_the_same_sections(staff_client, study):
+    from tests.evaluation.test_report import section_texts
+
+    page = staff_client.get(REPORT)
+    download = staff_client.get(reverse("evaluation:report_html", args=["study"])).content.decode()
+    for item in section_texts(page.context["result"]):
+        assert html.escape(item) in page.content.decode() and html.escape(item) in download, item
 
 
 def test_download_links_keep_the_choices(staff_client, study):

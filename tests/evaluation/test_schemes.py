@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from annotator.importing import import_testset, import_votes
+from annotator.image_import import import_testset
 from annotator.testsets import check_label_scheme
+from annotator.vote_import import import_votes
 from evaluation.services import BenchmarkError, run_benchmark, scoring_choices
 from tests.annotator.conftest import fer_faces  # noqa: F401  (the real-face fixture, reused)
 from tests.annotator.helpers import write_faces

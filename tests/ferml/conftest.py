@@ -68,3 +68,13 @@ def clip(clip_faces, tmp_path_factory):
 @pytest.fixture(scope="session")
 def frames(clip):
     return list(VideoSource(str(clip)).frames())
+
+
+def load_model(path):
+    """(network in eval mode, preprocessor, checkpoint dict) of a checkpoint file, built by
+    hand beside ``Predictor``: what the tests compare it with."""
+    from ferml.checkpoint import build_model, read_checkpoint
+    from ferml.preprocess import Preprocessor
+
+    checkpoint = read_checkpoint(path)
+    return build_model(checkpoint, path).eval(), Preprocessor.from_dict(checkpoint["preprocess"]), checkpoint

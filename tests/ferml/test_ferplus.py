@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evaluation import metrics
+from evaluation import vote_tables
 from ferml.data import FERPLUS_COLUMNS as FERPLUS_EMOTIONS
 from ferml.ferplus import ferplus_labels, ferplus_votes
 
@@ -72,7 +72,7 @@ def test_the_shuffle_is_seeded_and_hides_the_column_order(ferplus_sample_csv):
     assert votes.equals(ferplus_votes(ferplus_sample_csv, seed=0))
     other = ferplus_votes(ferplus_sample_csv, seed=1)
     assert not votes.equals(other)
-    assert metrics.vote_counts(votes, BIN3).equals(metrics.vote_counts(other, BIN3))
+    assert vote_tables.vote_counts(votes, BIN3).equals(vote_tables.vote_counts(other, BIN3))
     # Unshuffled, a01 would carry the bin of the first non-zero FER+ column (neutral
     # first) on every image; shuffled, that happens only about as often as chance.
     counts = binned_counts(ferplus_sample_csv)

@@ -6,7 +6,14 @@ import pytest
 import torch
 
 from ferml.checkpoint import make_checkpoint, read_checkpoint, save_checkpoint
-from ferml.data import DataError, MissingSplitError, holdout_mask, load_dataset, read_fer2013, read_image_tree
+from ferml.data import (
+    DataError,
+    MissingSplitError,
+    draw_mask,
+    load_dataset,
+    read_fer2013,
+    read_image_tree,
+)
 from ferml.labels import FER7
 from ferml.models import create_model
 from ferml.pack import pack, weights_copy
@@ -51,8 +58,8 @@ def test_packed_zip_is_relabelled_by_ferplus_and_holds_out_the_csvs_faces(fer_sa
         assert np.array_equal(by_key[key][2], target)
     # the same keys, so the same seeded holdout: fine-tuning on the zip never trains on
     # the faces that chose the csv-trained checkpoint
-    csv_held = {k for k, h in zip(from_csv.keys, holdout_mask(from_csv.keys, 0, 0.2)) if h}
-    zip_held = {k for k, h in zip(from_zip.keys, holdout_mask(from_zip.keys, 0, 0.2)) if h}
+    csv_held = {k for k, h in zip(from_csv.keys, draw_mask(from_csv.keys, 0, 0.2)) if h}
+    zip_held = {k for k, h in zip(from_zip.keys, draw_mask(from_zip.keys, 0, 0.2)) if h}
     assert csv_held == zip_held and 0 < len(zip_held) < len(from_zip.keys)
 
 

@@ -14,13 +14,15 @@ import pandas as pd
 import pytest
 import torch
 
-from ferml.checkpoint import CheckpointError, load_model, read_checkpoint
-from ferml.data import holdout_mask, load_dataset
+from ferml.checkpoint import CheckpointError, read_checkpoint
+from ferml.data import draw_mask, load_dataset
 from ferml.inference import Predictor, resize_arrays
 from ferml.losses import cross_entropy_loss
 from ferml.models import create_model
-from ferml.tta import predict_probabilities, tta_views
 from ferml.train import TrainConfig, init_from_checkpoint, mix_batch, train
+from ferml.tta import predict_probabilities, tta_views
+
+from .conftest import load_model
 
 ROOT = Path(__file__).resolve().parents[2]
 VOTE_COLUMNS = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt"]
@@ -38,7 +40,7 @@ def soft_run(tmp_path_factory, fer_sample_csv, ferplus_sample_csv):
     cfg = TrainConfig(model="bkmin", data=str(fer_sample_csv), ferplus=str(ferplus_sample_csv), labels="bin3",
                       ferplus_mode="bins", soft_targets=True, label_smoothing=0.1, mixup=0.2, epochs=3,
                       batch_size=16, optimizer="adamw", lr=2e-3, schedule="onecycle", weight_decay=0.01,
-                      precision="bf16", tta="flip", val_split="holdout", val_fraction=0.2, seed=4,
+                      precision="bf16", tta="flip", val_split="drawn", val_fraction=0.2, seed=4,
                       out=str(out), progress=False)
     return cfg, train(cfg, log=quiet), out
 
@@ -98,12 +100,12 @@ def test_bins_mode_is_the_benchmark_majority(fer_sample_csv, ferplus_sample_csv)
 
 def test_holdout_depends_on_the_key_alone():
     keys = [f"row-{i:05d}" for i in range(2000)]
-    mask = holdout_mask(keys, seed=0, fraction=0.1)
+    mask = draw_mask(keys, seed=0, fraction=0.1)
     assert 150 < mask.sum() < 250
     # the same key is held out whatever else is loaded beside it
-    assert list(holdout_mask(keys[::3], 0, 0.1)) == list(mask[::3])
-    assert list(holdout_mask(keys, 1, 0.1)) != list(mask)
-    assert holdout_mask(["only"], 0, 0.01).tolist() == [True]
+    assert list(draw_mask(keys[::3], 0, 0.1)) == list(mask[::3])
+    assert list(draw_mask(keys, 1, 0.1)) != list(mask)
+    assert draw_mask(["only"], 0, 0.01).tolist() == [True]
 
 
 def test_soft_training_records_its_recipe(soft_run, fer_sample_csv, ferplus_sample_csv):
@@ -125,7 +127,7 @@ def test_score_holdout_reproduces_the_validation_figure(soft_run, fer_sample_csv
     _, result, out = soft_run
     res = subprocess.run([sys.executable, "-m", "ferml", "score", "--model", str(out), "--data", str(fer_sample_csv),
                           "--ferplus", str(ferplus_sample_csv), "--ferplus-mode", "bins", "--labels", "bin3",
-                          "--split", "holdout", "--json", str(tmp_path / "h.json")],
+                          "--split", "drawn", "--json", str(tmp_path / "h.json")],
                          cwd=ROOT, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert res.returncode == 0, res.stderr
     scored = json.loads((tmp_path / "h.json").read_text())
@@ -338,9 +340,9 @@ def test_weight_averaging_validates_and_keeps_the_mean_of_the_epochs(tmp_path, f
     best checkpoint stores) the mean of the weights after each of them; a run stopped after
     epoch 2 resumes with its average."""
     common = dict(model="bkmin", data=str(fer_sample_csv), batch_size=16, optimizer="adam", lr=1e-3,
-                  precision="fp32", augment=False, val_split="holdout", val_fraction=0.2, tta="flip", seed=2,
+                  precision="fp32", augment=False, val_split="drawn", val_fraction=0.2, tta="flip", seed=2,
                   swa_start=2, swa_lr=3e-4, progress=False)
-    two = train(TrainConfig(epochs=2, out=str(tmp_path / "two.pt"), **common), log=quiet)
+    train(TrainConfig(epochs=2, out=str(tmp_path / "two.pt"), **common), log=quiet)
     three = train(TrainConfig(epochs=3, out=str(tmp_path / "three.pt"), **common), log=quiet)
     assert [row["averaged_epochs"] for row in three["history"]] == [0, 1, 2]
     assert [row["lr"] for row in three["history"]] == [1e-3, 3e-4, 3e-4]
@@ -360,7 +362,7 @@ def test_weight_averaging_validates_and_keeps_the_mean_of_the_epochs(tmp_path, f
     averaged.pop("resume")
     torch.save(averaged, tmp_path / "averaged.pt")
     data = load_dataset(fer_sample_csv, split="train", label_set="fer7", size=42)
-    held = data.subset(np.flatnonzero(holdout_mask(data.keys, 2, 0.2)))
+    held = data.subset(np.flatnonzero(draw_mask(data.keys, 2, 0.2)))
     probs = Predictor(tmp_path / "averaged.pt").predict_proba_arrays(held.images)
     assert (probs.argmax(1) == held.labels).mean() == pytest.approx(three["history"][2]["val_accuracy"], abs=1e-6)
     best = read_checkpoint(tmp_path / "three.pt")

@@ -9,11 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from ferml.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
-from ferml.data import holdout_mask, load_dataset
-from ferml.inference import ModelNotFoundError, Predictor, resolve_model, available_models
+from ferml.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from ferml.data import draw_mask, load_dataset
+from ferml.inference import Predictor
+from ferml.modelfiles import ModelNotFoundError, available_models, resolve_model
 from ferml.score import score_predictor
 from ferml.train import TrainConfig, train
+
+from .conftest import load_model
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -206,7 +209,7 @@ def test_validation_data_sources(face_tree, fer_sample_csv, tmp_path):
     train, val = load_training_data(TrainConfig(data=str(face_tree), **base), 42)
     assert len(train) + len(val) == 35 and not set(train.keys) & set(val.keys)
     keys = sorted(train.keys + val.keys)
-    assert sorted(val.keys) == [k for k, held in zip(keys, holdout_mask(keys, 3, 0.1)) if held]
+    assert sorted(val.keys) == [k for k, held in zip(keys, draw_mask(keys, 3, 0.1)) if held]
     # --val-data without a validation split: all of it validates
     train, val = load_training_data(TrainConfig(data=str(fer_sample_csv), val_data=str(face_tree), **base), 42)
     assert (len(train), len(val)) == (140, 35)

@@ -9,12 +9,12 @@ from urllib.parse import urlencode
 import pytest
 from django.urls import reverse
 
-from annotator.importing import import_testset
+from annotator.image_import import import_testset
 from annotator.models import Vote
 from live.streams import SLOTS, LimitedStream, StreamSlots
+from scripts.http_client import HttpClient
 from tests.annotator.conftest import fer_faces  # noqa: F401  (the real-face fixture, reused)
 from tests.annotator.helpers import write_faces
-from tests.http_client import HttpClient
 
 from .test_views import query, staff_client, video_dir  # noqa: F401  (fixtures, reused)
 

@@ -9,7 +9,7 @@ import hashlib
 
 import pytest
 
-from annotator.importing import import_testset
+from annotator.image_import import import_testset
 from annotator.models import Image, TestSet, Vote, VoteEvent
 from annotator.voting import do_cast_vote
 from tests.annotator.conftest import fer_faces  # noqa: F401  (the real-face fixture, reused)

@@ -584,9 +584,9 @@ def test_the_ferml_command_exits_2_with_one_line_and_no_traceback(tmp_path, mode
 
 def test_odd_query_strings_get_a_page_or_a_clear_400_never_a_500(
         client, study, django_user_model, monkeypatch, tmp_path):
-    import ferml.inference
+    import ferml.modelfiles
 
-    monkeypatch.setattr(ferml.inference, "WEIGHTS_DIR", tmp_path / "no-weights")
+    monkeypatch.setattr(ferml.modelfiles, "WEIGHTS_DIR", tmp_path / "no-weights")
     monkeypatch.delenv("FERML_MODEL_DIR", raising=False)
     client.force_login(django_user_model.objects.get(username="ann"))
     huge = 10**30

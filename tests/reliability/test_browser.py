@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 
-from annotator.importing import import_testset
+from annotator.image_import import import_testset
 from annotator.models import Vote
 from annotator.voting import do_cast_vote
 from tests.annotator.helpers import write_faces
@@ -161,10 +161,10 @@ def test_staff_see_the_dashboard_download_the_exports_and_open_the_report(browse
                                                                          monkeypatch, tmp_path):
     from playwright.sync_api import expect
 
-    import ferml.inference
+    import ferml.modelfiles
 
     # The report runs every shipped model; none here keeps the page fast and the same everywhere.
-    monkeypatch.setattr(ferml.inference, "WEIGHTS_DIR", tmp_path / "no-weights")
+    monkeypatch.setattr(ferml.modelfiles, "WEIGHTS_DIR", tmp_path / "no-weights")
     monkeypatch.delenv("FERML_MODEL_DIR", raising=False)
 
     images = list(faces.images.order_by("key"))

@@ -25,10 +25,10 @@ PEOPLE = {"w1": "pw-w1-browser", "w2": "pw-w2-browser", "careless": "pw-careless
 
 @pytest.fixture
 def crowd(live_server, tmp_path, fer_faces, monkeypatch):
-    import ferml.inference
+    import ferml.modelfiles
 
     # no model: the report's page is about the people here, and stays fast
-    monkeypatch.setattr(ferml.inference, "WEIGHTS_DIR", tmp_path / "no-weights")
+    monkeypatch.setattr(ferml.modelfiles, "WEIGHTS_DIR", tmp_path / "no-weights")
     monkeypatch.delenv("FERML_MODEL_DIR", raising=False)
     write_faces(tmp_path / "faces", fer_faces[140:140 + N_FACES], subfolders=False)
     users = get_user_model()
@@ -129,7 +129,7 @@ def test_staff_bring_a_prediction_file_and_see_the_forest_plot(browser, live_ser
     with every annotator in turn: the headline sentence and the forest plot in Chromium."""
     from playwright.sync_api import expect
 
-    from annotator.importing import import_testset
+    from annotator.image_import import import_testset
     from annotator.voting import do_cast_vote
 
     testset = import_testset(tmp_path / "faces", name="panel").testset

@@ -20,10 +20,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import resolve
 
-from annotator.importing import import_testset
+from annotator.image_import import import_testset
 from annotator.models import Vote, VoteEvent
+from scripts.http_client import TIMEOUT, HttpClient
 from tests.annotator.helpers import write_faces
-from tests.http_client import TIMEOUT, HttpClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

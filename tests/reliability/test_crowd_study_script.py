@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from annotator.controls import import_controls
-from annotator.importing import import_testset
+from annotator.image_import import import_testset
 from annotator.models import Image
 from annotator.testsets import check_label_scheme, check_overlap
 from evaluation.services import annotator_quality

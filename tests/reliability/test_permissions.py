@@ -25,9 +25,9 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.urls.resolvers import RoutePattern
 from django_tasks_db.models import DBTaskResult
 
-from annotator.jobs import run_job
 from annotator.models import Exclusion, Image, Vote, VoteEvent
 from annotator.models import TestSet as StoredTestSet  # "Test..." names would be collected
+from core.jobs import run_job
 
 from .conftest import ANNOTATOR, OTHERS, STAFF, STUDY
 
@@ -131,10 +131,10 @@ def all_urls(objects: dict) -> list[Url]:
 @pytest.fixture
 def objects(study, django_user_model, monkeypatch, tmp_path):
     """One real object of each kind a URL can point at, and no trained model anywhere."""
-    import ferml.inference
+    import ferml.modelfiles
 
     # The report pages run whatever models ship; none here keeps the matrix fast and stable.
-    monkeypatch.setattr(ferml.inference, "WEIGHTS_DIR", tmp_path / "no-weights")
+    monkeypatch.setattr(ferml.modelfiles, "WEIGHTS_DIR", tmp_path / "no-weights")
     monkeypatch.delenv("FERML_MODEL_DIR", raising=False)
     image = study.images.order_by("key").first()
     annotator = django_user_model.objects.get(username=ANNOTATOR[0])

@@ -12,11 +12,11 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import resolve
 
-from annotator.importing import import_testset
+from annotator.image_import import import_testset
 from annotator.models import Image, Lease, Vote
 from annotator.testsets import check_overlap
+from scripts.http_client import TIMEOUT, HttpClient
 from tests.annotator.helpers import write_faces
-from tests.http_client import TIMEOUT, HttpClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -24,9 +24,9 @@ from urllib.parse import urlencode
 
 import pytest
 
+from scripts.http_client import HttpClient
 from tests.annotator.conftest import fer_faces  # noqa: F401  (the real-face fixture, reused)
 from tests.annotator.helpers import write_faces
-from tests.http_client import HttpClient
 from tests.live.conftest import demo_clip  # noqa: F401  (the clip of demo faces, reused)
 from tests.live.test_views import query
 
@@ -130,7 +130,7 @@ def server(tmp_path, fer_faces, demo_clip):  # noqa: F811
                 time.sleep(0.5)
         setup = (
             "from django.contrib.auth import get_user_model\n"
-            "from annotator.importing import import_testset\n"
+            "from annotator.image_import import import_testset\n"
             f"get_user_model().objects.create_user({STAFF[0]!r}, password={STAFF[1]!r}, is_staff=True)\n"
             f"get_user_model().objects.create_user({ANNOTATOR[0]!r}, password={ANNOTATOR[1]!r})\n"
             f"import_testset({str(tmp_path / 'faces')!r}, name='faces')\n"

@@ -45,10 +45,10 @@ def test_the_check_names_votes_lost_and_votes_it_did_not_send(study):
 
 def test_the_page_benchmark_opens_every_staff_page_and_the_report(live_server, study, capsys, monkeypatch,
                                                                   tmp_path):
-    import ferml.inference
+    import ferml.modelfiles
     from scripts import benchmark_pages
 
-    monkeypatch.setattr(ferml.inference, "WEIGHTS_DIR", tmp_path / "no-weights")  # no model: a quick report
+    monkeypatch.setattr(ferml.modelfiles, "WEIGHTS_DIR", tmp_path / "no-weights")  # no model: a quick report
     monkeypatch.delenv("FERML_MODEL_DIR", raising=False)
     code = benchmark_pages.main(["--url", live_server.url, "--testset", STUDY, "--repeat", "2", "--report",
                                  "--direct"])

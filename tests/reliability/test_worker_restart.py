@@ -23,10 +23,11 @@ import pytest
 from django.conf import settings
 from django.db import connection, transaction
 
-from annotator import jobs
-from annotator.importing import VOTE_IMPORT_JOB, queue_vote_import
-from annotator.models import Job, Vote
-from evaluation import reports
+from annotator.import_jobs import VOTE_IMPORT_JOB, queue_vote_import
+from annotator.models import Vote
+from core import jobs
+from core.models import Job
+from evaluation import report_jobs
 from tests.annotator.conftest import fer_faces  # noqa: F401  (the real-face fixture, reused)
 from tests.evaluation.conftest import bkmin_checkpoint  # noqa: F401  (a tiny trained model, reused)
 from tests.evaluation.helpers import run_command, write_study
@@ -117,7 +118,7 @@ def test_a_report_whose_worker_was_killed_is_completed_by_the_next(queue, tmp_pa
 
     options = {"holdout": "all", "reference": "majority", "min_images": 2, "labels": "bin3",
                "models": ["bkmin"], "seed": 0}
-    job = reports.request_report(TestSet.objects.get(name="study"), options)
+    job = report_jobs.request_report(TestSet.objects.get(name="study"), options)
     first = Worker(tmp_path / "worker.log", bkmin_checkpoint.parent)
     try:
         kill_while_it_waits_on_the_votes(job, first)

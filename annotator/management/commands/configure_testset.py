@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from annotator.errors import InputError
 from annotator.testsets import check_overlap, describe_design, do_set_overlap, resolve_testset
+from core.errors import InputError
 
 from .import_testset import add_overlap_arguments
 

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from annotator.errors import InputError
 from annotator.exporting import export_votes
 from annotator.testsets import resolve_testset
+from core.errors import InputError
 
 
 class Command(BaseCommand):

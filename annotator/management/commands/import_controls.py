@@ -3,8 +3,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from annotator.controls import import_controls
-from annotator.errors import InputError
 from annotator.testsets import resolve_testset
+from core.errors import InputError
 
 
 class Command(BaseCommand):

@@ -1,9 +1,9 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from annotator.errors import InputError
-from annotator.importing import import_testset
+from annotator.image_import import import_testset
 from annotator.overlap import STOP_RULES, UNANIMOUS
 from annotator.testsets import check_label_scheme, check_overlap
+from core.errors import InputError
 from ferml.labels import CUSTOM_SCHEME, EXTRA_ANSWERS, SCHEMES
 
 

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from annotator.errors import InputError
-from annotator.importing import import_votes
+from annotator.vote_import import import_votes
+from core.errors import InputError
 
 
 class Command(BaseCommand):

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from annotator.demo import load_demo
-from annotator.errors import InputError
+from core.errors import InputError
 
 
 class Command(BaseCommand):

@@ -3,8 +3,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotator.errors import InputError
 from annotator.testsets import resolve_testset
+from core.errors import InputError
 from evaluation.quality import Thresholds
 from evaluation.report import quality_rows
 from evaluation.services import annotator_quality

@@ -4,10 +4,10 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from evaluation.benchmark_core import AUTO, DEFAULT_MIN_IMAGES
-from evaluation.metrics import MAJORITY, REFERENCES
+from evaluation.heldout_scoring import MAJORITY, REFERENCES
 from evaluation.report import format_report_text, render_report_html
 from evaluation.services import BenchmarkError, check_margin, no_model_message, run_benchmark
-from ferml.inference import available_models
+from ferml.modelfiles import available_models
 
 
 class TerminalProgress:

@@ -1,4 +1,4 @@
-"""The one exception type for user mistakes in the annotator app, and how the web answers one.
+"""The one exception type for user mistakes, and how the web answers one.
 
 Plain functions raise ``InputError`` with a sentence meant for the person who made the
 mistake (naming the file, row or field); commands turn it into ``CommandError`` and views
@@ -12,6 +12,19 @@ from django.http import HttpResponse
 
 class InputError(ValueError):
     pass
+
+
+# A message lists this many problems, then says how many more there are.
+MAX_LISTED_PROBLEMS = 20
+
+
+def problem_listing(problems: list[str], total: int | None = None) -> str:
+    """One indented line per problem, the first MAX_LISTED_PROBLEMS of them."""
+    total = len(problems) if total is None else total
+    listed = "".join(f"\n  {line}" for line in problems[:MAX_LISTED_PROBLEMS])
+    if total > MAX_LISTED_PROBLEMS:
+        listed += f"\n  ... and {total - MAX_LISTED_PROBLEMS} more"
+    return listed
 
 
 def shorten(value: str, limit: int = 60) -> str:

@@ -1,4 +1,4 @@
-"""The staff report page's benchmark as a kept background job (``annotator.jobs``).
+"""The staff report page's benchmark as a kept background job (``core.jobs``).
 
 A report is found by its test set and its choices (held-out annotator, reference, labels,
 models, seed, panel minimum). The page shows the newest report for its choices: its
@@ -14,9 +14,10 @@ import json
 
 from django.db.models import Count, Max
 
-from annotator import jobs
-from annotator.errors import InputError
-from annotator.models import Job, TestSet, Vote
+from annotator.models import TestSet, Vote
+from core import jobs
+from core.errors import InputError
+from core.models import Job
 
 from . import services, uploads
 

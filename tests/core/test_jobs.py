@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from annotator import jobs
-from annotator.errors import InputError
-from annotator.models import Job
+from core import jobs
+from core.errors import InputError
+from core.models import Job
 
 RELEASE = threading.Event()
 

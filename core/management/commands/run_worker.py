@@ -5,7 +5,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django_tasks_db.management.commands.db_worker import Command as DatabaseWorkerCommand
 
-from annotator import jobs
+from core import jobs
 
 
 class Command(DatabaseWorkerCommand):

@@ -94,8 +94,22 @@ class VoteAdmin(admin.ModelAdmin):
             do_delete_vote(vote)
 
 
+class RecordAdmin(admin.ModelAdmin):
+    """A record that is read, never written here: deleted only with its whole image or test
+    set, and only by a superuser."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+
 @admin.register(VoteEvent)
-class VoteEventAdmin(admin.ModelAdmin):
+class VoteEventAdmin(RecordAdmin):
     """The append-only history; nobody edits it."""
 
     list_display = ["at", "action", "annotator", "image", "label", "previous_label"]
@@ -105,33 +119,12 @@ class VoteEventAdmin(admin.ModelAdmin):
     list_select_related = ["image__testset", "annotator"]
     date_hierarchy = "at"
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        # Only as part of deleting a whole image or test set, and only by a superuser.
-        return request.user.is_superuser
-
 
 @admin.register(Exclusion)
-class ExclusionAdmin(admin.ModelAdmin):
+class ExclusionAdmin(RecordAdmin):
     """The record of annotators left out of a test set's statistics; staff exclude and count
     again on the annotator quality page."""
 
     list_display = ["testset", "annotator", "reason", "created_by", "created_at", "lifted_by", "lifted_at"]
     list_filter = ["testset"]
     list_select_related = ["testset", "annotator", "created_by", "lifted_by"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        # Lifted on the quality page, the record kept; deleted only with its whole test set,
-        # by a superuser.
-        return request.user.is_superuser

@@ -21,6 +21,16 @@ from .vote_import import import_votes
 VOTE_IMPORT_JOB = "import_votes"
 
 
+def _keep_upload(upload, folder: Path, suffix: str) -> Path:
+    """The uploaded file, written under a random name in ``folder`` for the job to read."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{uuid.uuid4().hex}{suffix}"
+    with path.open("wb") as out:
+        for chunk in upload.chunks():
+            out.write(chunk)
+    return path
+
+
 def _vote_upload_folder() -> Path:
     return Path(settings.MEDIA_ROOT) / "vote-uploads"
 
@@ -33,12 +43,7 @@ def queue_vote_import(upload, *, testset: TestSet | str | None, overwrite: bool 
     """
     if not isinstance(testset, TestSet):
         testset = resolve_testset(testset)
-    folder = _vote_upload_folder()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{uuid.uuid4().hex}.csv"
-    with path.open("wb") as out:
-        for chunk in upload.chunks():
-            out.write(chunk)
+    path = _keep_upload(upload, _vote_upload_folder(), ".csv")
     job = jobs.create(VOTE_IMPORT_JOB, testset=testset, user=user, options={
         "file": path.name, "name": PurePosixPath(upload.name or "votes.csv").name,
         "size": upload.size, "overwrite": overwrite,
@@ -80,12 +85,7 @@ def queue_image_import(upload, *, name: str | None, detect_faces: bool = False, 
     The zip is kept in MEDIA_ROOT/image-uploads/ until the job ends. The import is safe to
     run again: images already imported are recognised by their content and skipped, so a run
     whose worker ended is resumed where it stopped."""
-    folder = _image_upload_folder()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{uuid.uuid4().hex}.zip"
-    with path.open("wb") as out:
-        for chunk in upload.chunks():
-            out.write(chunk)
+    path = _keep_upload(upload, _image_upload_folder(), ".zip")
     job = jobs.create(IMAGE_IMPORT_JOB, user=user, options={
         "file": path.name, "name": PurePosixPath(upload.name or "images.zip").name, "size": upload.size,
         "testset": name, "detect_faces": detect_faces, "min_face": min_face,

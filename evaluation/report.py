@@ -301,7 +301,8 @@ def _panel_notes(result: dict) -> list[str]:
     """What the panel is, what was left out, and how its interval and p-value are made."""
     panel = result["panel"]
     notes = [
-        f"Every annotator held out in turn; reference: {_reference_text(result)}. Each "
+        f"Panel: {panel['n_annotators']} annotators, each held out in turn; reference: "
+        f"{_reference_text(result)}. Each "
         "model is scored on each annotator's paired images against the same reference; "
         "means are unweighted over annotators.",
     ]

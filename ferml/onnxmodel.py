@@ -83,7 +83,8 @@ def export_graph(module: torch.nn.Module, example: torch.Tensor, out: Path) -> N
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # and prints its own progress lines
             torch.onnx.export(module, (example,), str(out), input_names=[INPUT], output_names=[OUTPUT],
-                              dynamic_shapes={"x": {0: images}}, opset_version=18, dynamo=True, verbose=False)
+                              dynamic_shapes={"x": {0: images}}, opset_version=18, dynamo=True, verbose=False,
+                              external_data=False)  # one file: the weights inside the graph
     finally:
         quiet.setLevel(level)
 

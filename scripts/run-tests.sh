@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole suite on SQLite; then the database-bound part (tests/annotator,
+# The whole suite on SQLite; then the database-bound part (tests/core, tests/annotator,
 # tests/evaluation, tests/live, tests/reliability) again on PostgreSQL when TEST_DATABASE_URL points
 # at one (.ci/run starts a local server and sets it). Arguments go to the SQLite run.
 set -euo pipefail
@@ -20,5 +20,5 @@ except psycopg.Error as error:
     exit 1
   fi
   echo "--- the database-bound tests again on PostgreSQL ($shown)"
-  DATABASE_URL="$TEST_DATABASE_URL" .venv/bin/python -m pytest -q tests/annotator tests/evaluation tests/live tests/reliability
+  DATABASE_URL="$TEST_DATABASE_URL" .venv/bin/python -m pytest -q tests/core tests/annotator tests/evaluation tests/live tests/reliability
 fi

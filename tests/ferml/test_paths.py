@@ -68,10 +68,10 @@ def test_a_network_on_onnx_runtime_is_exported_once_and_answers_as_pytorch(model
     exports = []
     real_export = onnxmodel.export_onnx
     monkeypatch.setattr(onnxmodel, "export_onnx", lambda *a, **k: exports.append(a[1]) or real_export(*a, **k))
-    faces = load_dataset(fer_sample_csv, split="val", label_set="fer7", size=48, channels=1).images[:64]
-
     first = Predictor.from_name(NAME)
     assert first.precision == "onnxruntime"
+    faces = load_dataset(fer_sample_csv, split="val", label_set="fer7", size=first.input_size,
+                         channels=1).images[:64]
     probs = first.predict_proba_arrays(faces)
     assert np.abs(probs - first.torch_probabilities(faces)).max() < 1e-4
     assert np.allclose(first.predict_proba_arrays(faces, "bin3"),

@@ -25,6 +25,7 @@ from annotator.testsets import resolve_testset
 from core.errors import InputError
 from ferml.checkpoint import CheckpointError
 from ferml.data import DataError, decode_image, to_model_array
+from ferml.device import release_freed_memory
 from ferml.inference import Predictor
 from ferml.labels import LABEL_SETS, LabelError, binning_matrix, map_label, scheme_targets
 from ferml.modelfiles import ModelNotFoundError, train_hint
@@ -300,6 +301,7 @@ def predict_images(
         probs = [_network_probabilities(model.name, network, images, prepared, progress) for network in networks]
         combined = predictor.combine(probs, target) if predictor.members else predictor.in_labels(probs[0], target)
         predictions[model.name] = {image.key: labels[i] for image, i in zip(images, combined.argmax(axis=1))}
+    release_freed_memory()  # a server's worker lives on after the report
     return predictions
 
 

@@ -8,7 +8,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from .device import autocast, pick_device, resolve_precision
+from .device import autocast, keep_freed_memory, pick_device, resolve_precision
 from .flops import count_flops
 from .models import create_model, get_entry
 
@@ -30,6 +30,7 @@ def bench_model(name: str, precision: str, device: torch.device, batch: int = 64
                 warmup: int = 2, num_classes: int = 3) -> dict:
     """One model at one precision: a training step (forward, backward, AdamW) at ``batch``,
     inference at ``batch`` and at batch 1 (median latency), channels-last throughout."""
+    keep_freed_memory()  # as a Predictor does
     entry = get_entry(name)
     size = entry.input_size
     model = create_model(name, num_classes, 1)

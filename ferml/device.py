@@ -1,7 +1,10 @@
-"""Where a model runs and in what number format: the device picker and bf16 autocast."""
+"""Where a model runs, in what number format, and how its memory is reused: the device
+picker, bf16 autocast and glibc's allocator settings for forward passes."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 
 import torch
 
@@ -44,3 +47,35 @@ def autocast(device: torch.device, precision: str):
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+@functools.cache
+def _glibc():
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+    except OSError:  # not glibc (macOS, musl, Windows): its allocator is left as it is
+        return None
+
+
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Let freed blocks of up to 32 MiB (glibc's largest setting) be reused rather than handed
+    back to the kernel. A forward pass allocates and frees every activation of every batch;
+    by default glibc maps the large ones afresh each time, and the page faults cost a
+    DenseNet at 100 px about a fifth of its inference speed here. Once per process, for the
+    process; ``release_freed_memory`` hands the kept memory back after a run."""
+    libc = _glibc()
+    return bool(libc and libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20) and libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30))
+
+
+def release_freed_memory() -> None:
+    """Hand the memory that ``keep_freed_memory`` kept for reuse back to the system (after a
+    run of predictions, so that a long-lived server does not hold it)."""
+    libc = _glibc()
+    if libc and keep_freed_memory.cache_info().currsize:
+        libc.malloc_trim(0)

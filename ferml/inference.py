@@ -9,7 +9,7 @@ import torch
 
 from .checkpoint import build_model, file_sha256, read_checkpoint
 from .data import to_model_array
-from .device import bf16_is_fast, pick_device
+from .device import bf16_is_fast, keep_freed_memory, pick_device
 from .labels import binning_matrix
 from .modelfiles import inference_paths, resolve_model
 from .preprocess import Preprocessor
@@ -88,6 +88,7 @@ class Predictor:
         """The network, built on first use: a report whose predictions are all stored never
         builds it. None for an ensemble (its members have theirs)."""
         if self._model is None and not self.members:
+            keep_freed_memory()
             self._model = (build_model(self.checkpoint, self.path).eval()
                            .to(self.device, memory_format=torch.channels_last))
         return self._model

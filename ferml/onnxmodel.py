@@ -24,6 +24,7 @@ import contextlib
 import io
 import json
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +82,9 @@ def export_graph(module: torch.nn.Module, example: torch.Tensor, out: Path) -> N
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # the exporter logs every operator library it does not find
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # and prints its own progress lines
+        # it also prints its own progress lines, and warns of its own internals' deprecations
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
             torch.onnx.export(module, (example,), str(out), input_names=[INPUT], output_names=[OUTPUT],
                               dynamic_shapes={"x": {0: images}}, opset_version=18, dynamo=True, verbose=False,
                               external_data=False)  # one file: the weights inside the graph
@@ -90,13 +93,14 @@ def export_graph(module: torch.nn.Module, example: torch.Tensor, out: Path) -> N
 
 
 def runtime_session(path: Path):
-    """An ONNX Runtime session on the CPU with PyTorch's thread count."""
+    """An ONNX Runtime session on the CPU with PyTorch's thread count. Its memory arena keeps
+    a batch's intermediates for the next batch (dense121_100: 21 faces/s with it, 14 without,
+    about 1.2 GB more held while the session lives)."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.inter_op_num_threads = 1
     options.intra_op_num_threads = torch.get_num_threads()
-    options.enable_cpu_mem_arena = False
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 

@@ -30,7 +30,7 @@ from .checkpoint import (
 )
 from .config import DRAWN, TrainConfig, check_choices
 from .data import MissingSplitError, RawSet, draw_mask, prepare, read_raw
-from .device import autocast, pick_device, resolve_precision
+from .device import autocast, keep_freed_memory, pick_device, resolve_precision
 from .labels import check_label_set
 from .losses import LOSSES
 from .models import create_model, get_entry
@@ -427,6 +427,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     device, ddp = training_device(cfg)
     precision = resolve_precision(cfg.precision, device)
     seed_everything(cfg.seed)
+    keep_freed_memory()
 
     train_set, val_set = load_training_data(cfg, entry.input_size)
     resume_state = read_checkpoint(cfg.resume) if cfg.resume else None

@@ -4,7 +4,9 @@ exported once per machine and answers as PyTorch does on real faces."""
 from __future__ import annotations
 
 import json
+import platform
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ import torch
 from ferml import onnxmodel
 from ferml.cli import main as ferml_main
 from ferml.data import load_dataset
+from ferml.device import keep_freed_memory, release_freed_memory
 from ferml.inference import Predictor, chosen_precision
 from ferml.modelfiles import INFERENCE_PATHS, WEIGHTS_DIR
 from ferml.paths import MAX_CHANGED, choose_path
@@ -82,3 +85,10 @@ def test_a_network_on_onnx_runtime_is_exported_once_and_answers_as_pytorch(model
     again = Predictor.from_name(NAME)
     assert np.allclose(again.predict_proba_arrays(faces), probs, atol=1e-6)
     assert len(exports) == 1  # the second process-level model found the export on disk
+
+
+@pytest.mark.skipif(not (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"),
+                    reason="glibc's allocator settings")
+def test_freed_activations_are_kept_for_reuse_and_handed_back_after_a_run():
+    assert keep_freed_memory()  # glibc accepted both settings (it refuses a threshold over its maximum)
+    release_freed_memory()

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("models", nargs="*", help="default: every shipped model")
     parser.add_argument("--repeats", type=int, default=30,
                         help="batches timed per network for the floor, after two warm-up batches (a few "
-                             "batches overstate what a network sustains: the processor slows after a burst)")
+                             "batches overstate what a network sustains)")
     parser.add_argument("--keep", metavar="DIR", help="build the study in DIR and keep it (default: a "
                         "temporary folder that is removed); DIR must not hold a study yet")
     args = parser.parse_args(argv)

@@ -6,6 +6,7 @@ reason, and open the report binned to bin3, which lists the exclusion. Screensho
 test-artifacts/browser/crowd-*.png."""
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -124,11 +125,9 @@ def test_a_crowd_study_from_creation_to_the_report(browser, live_server, crowd, 
     assert staff.errors == []
 
 
-def test_staff_bring_a_prediction_file_and_see_the_forest_plot(browser, live_server, crowd, tmp_path):  # noqa: F811
-    """A model that ran elsewhere, uploaded on the report page as a prediction file, compared
-    with every annotator in turn: the headline sentence and the forest plot in Chromium."""
-    from playwright.sync_api import expect
-
+def panel_with_votes(tmp_path):
+    """The crowd's faces as test set "panel", every face voted by the three people (the third
+    differs on every third face), and a prediction file of a model that ran elsewhere."""
     from annotator.image_import import import_testset
     from annotator.voting import do_cast_vote
 
@@ -142,6 +141,71 @@ def test_staff_bring_a_prediction_file_and_see_the_forest_plot(browser, live_ser
     predictions = tmp_path / "elsewhere.csv"
     predictions.write_text("image,label\n" + "".join(
         f"{image.key},{['negative', 'neutral', 'positive'][n % 3]}\n" for n, image in enumerate(images)))
+    return predictions
+
+
+def test_staff_reach_the_report_by_keyboard_see_bad_files_named_and_download_the_same_sections(
+        browser, live_server, crowd, tmp_path):  # noqa: F811
+    """The reports index shows agreement as percentages; the report is opened and a model
+    brought with the keyboard alone; a file of the wrong kind and a prediction file with an
+    unknown image are each refused with what is wrong; the HTML download holds the page's
+    sections, its figures inlined."""
+    from playwright.sync_api import expect
+
+    predictions = panel_with_votes(tmp_path)
+    wrong_kind = tmp_path / "notes.txt"
+    wrong_kind.write_text("image,label\n")
+    unknown = tmp_path / "unknown.csv"
+    unknown.write_text(predictions.read_text() + "no-such-face.png,positive\n")
+
+    staff = Page(browser, live_server.url, "report-keyboard")
+    page = staff.page
+    staff.log_in("boss", "pw-boss-browser")
+    page.goto("/evaluation/")
+    row = page.locator("table.testsets tr", has_text="panel").locator("td")
+    expect(row.nth(5)).to_have_text(re.compile(r"^\d+\.\d %$"))  # agreement, formatted as on the dashboard
+    row.nth(0).get_by_role("link").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("h1")).to_have_text("Human vs model: panel")
+
+    def bring(path, name):
+        page.locator("details.upload-model summary").focus()
+        page.keyboard.press("Enter")  # opens the details
+        form = page.locator("form.upload-model")
+        form.locator("#id_file").set_input_files(str(path))
+        form.locator("#id_name").fill(name)
+        form.locator("#id_name").press("Enter")  # submits the form
+
+    bring(wrong_kind, "notes")
+    expect(page.get_by_text("notes.txt is neither an ONNX model (.onnx) nor a prediction file (.csv).")).to_be_visible()
+    bring(unknown, "stray")
+    error = page.locator("p.error[role=alert]")
+    expect(error).to_contain_text("nothing of it was scored")
+    expect(error).to_contain_text("image 'no-such-face.png' is not in the test set")
+    staff.shot("report-bad-prediction-file")
+
+    page.goto("/evaluation/panel/?holdout=all&reference=majority&min_images=2&labels=bin3&seed=0")
+    bring(predictions, "elsewhere")
+    expect(page.locator("p.headline").first).to_contain_text("elsewhere is ")
+    with page.expect_download() as caught:
+        page.get_by_role("link", name="Download HTML report").click()
+    saved = tmp_path / "report.html"
+    caught.value.save_as(saved)
+    download = saved.read_text()
+    assert page.locator("p.headline").first.inner_text().strip() in html.unescape(" ".join(download.split()))
+    sections = [html.unescape(h) for h in re.findall(r"<h2>(.*?)</h2>", download)]
+    assert len(sections) >= 3 and set(sections) <= set(page.locator("h2").all_inner_texts())
+    assert "data:image/png;base64," in download and 'src="/' not in download  # figures inlined
+    staff.context.close()
+    assert staff.errors == []
+
+
+def test_staff_bring_a_prediction_file_and_see_the_forest_plot(browser, live_server, crowd, tmp_path):  # noqa: F811
+    """A model that ran elsewhere, uploaded on the report page as a prediction file, compared
+    with every annotator in turn: the headline sentence and the forest plot in Chromium."""
+    from playwright.sync_api import expect
+
+    predictions = panel_with_votes(tmp_path)
 
     staff = Page(browser, live_server.url, "forest")
     page = staff.page

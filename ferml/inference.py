@@ -78,7 +78,8 @@ class Predictor:
         self.channels = self.preprocessor.channels
         if self.device.type == "cpu":
             # a CPU runs faces fastest in small batches (dense121_100 in float32: 8.8 images/s
-            # at batch 256, 15.0 at 16; dense121: 69 at 256, 102 at 90): cut to a pixel budget
+            # at batch 256, 15.0 at 16; dense121: 69 at 256, 102 at 90; both measured before
+            # keep_freed_memory): cut to a pixel budget
             self.batch_size = max(1, min(batch_size, CPU_BATCH_PIXELS // (self.channels * self.input_size ** 2)))
         self.tta = check_tta(tta or self.checkpoint.get("tta", "none"))
         self.precision = "fp32" if self.members else chosen_precision(self.key, self.device)
